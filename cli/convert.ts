@@ -1,0 +1,60 @@
+/**
+ * `convert` subcommand: flags → `convertModel` → one summary line (or JSON). Mirrors UER-py's
+ * `scripts/convert_albert_from_uer_to_huggingface.py` (and the reverse) with format detection.
+ * Stage messages go to stderr on a TTY unless `--quiet`.
+ * @module
+ */
+import type { ConvertOptions } from "./flags.ts";
+import { convertModel } from "../convert/convert.ts";
+
+/** Runs `convert`. */
+export async function run(opts: ConvertOptions): Promise<void> {
+  if (opts.to === "onnx") {
+    const { exportOnnx } = await import("../convert/onnx_export.ts");
+    const s = await exportOnnx(opts.inputModelPath, opts.outputModelPath, {
+      from: opts.from,
+      configPath: opts.configPath,
+      vocabPath: opts.vocabPath,
+      overwrite: opts.overwrite,
+    });
+    if (opts.json) console.log(JSON.stringify({ to: "onnx", ...s }));
+    else if (!opts.quiet) {
+      console.log(
+        `converted "${opts.inputModelPath}" -> onnx "${s.output}": ${s.nodes} nodes, ${s.parameters} parameters ` +
+          `(${(s.bytes / 1e6).toFixed(1)} MB), ${s.semantics} LayerNorm`,
+      );
+    }
+    return;
+  }
+  const tty = !opts.quiet && !opts.json && Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  const started = performance.now();
+  const summary = await convertModel(
+    {
+      from: opts.from,
+      to: opts.to,
+      inputModelPath: opts.inputModelPath,
+      outputModelPath: opts.outputModelPath,
+      configPath: opts.configPath,
+      vocabPath: opts.vocabPath,
+      hfFormat: opts.hfFormat,
+      overwrite: opts.overwrite,
+    },
+    (msg) => {
+      if (tty) {
+        Deno.stderr.writeSync(enc.encode(`convert: ${msg} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`));
+      }
+    },
+  );
+  if (opts.json) {
+    console.log(JSON.stringify(summary));
+  } else if (!opts.quiet) {
+    const mb = summary.bytes / 1e6;
+    console.log(
+      `converted ${summary.from} "${summary.input}" -> ${summary.to} "${summary.output}": ` +
+        `${summary.tensors} tensors, ${summary.parameters} parameters (${mb.toFixed(1)} MB) in ${
+          summary.seconds.toFixed(2)
+        } s`,
+    );
+  }
+}

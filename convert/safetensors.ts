@@ -1,0 +1,135 @@
+/**
+ * safetensors read and write (the HF format; `hf/model.safetensors`), parsed defensively: the header
+ * length is bounded, every dtype, shape and offset is checked against the buffer before a view is made.
+ * Browser compatible: works on bytes, no Deno APIs.
+ * @module
+ */
+import { type DType, DTYPE_SIZE, numel, type Tensor, tensorBytes, typedFromBytes } from "../core/tensor.ts";
+
+/** Largest JSON header accepted (the format's own reference limit is 100 MB). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** A parsed file: tensors in header order plus the free-text `__metadata__`. */
+export interface SafetensorsFile {
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+function bad(source: string, what: string): SyntaxError {
+  return new SyntaxError(`Cannot read safetensors "${source}": ${what}`);
+}
+
+/**
+ * Parses a safetensors buffer. Tensor data are views into `bytes` where aligned.
+ *
+ * @example
+ * ```ts
+ * const { tensors } = readSafetensors(await Deno.readFile("model.safetensors"), "model.safetensors");
+ * ```
+ */
+export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsFile {
+  if (bytes.byteLength < 8) {
+    throw bad(source, `file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLen = view.getBigUint64(0, true);
+  if (headerLen > BigInt(Math.min(MAX_HEADER_BYTES, bytes.byteLength - 8))) {
+    throw bad(
+      source,
+      `header length ${headerLen} exceeds the file (${bytes.byteLength} bytes) or the ${MAX_HEADER_BYTES}-byte limit`,
+    );
+  }
+  const n = Number(headerLen);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    throw bad(source, `header is not UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    throw bad(source, "header is not a JSON object");
+  }
+  const dataStart = 8 + n;
+  const dataLen = bytes.byteLength - dataStart;
+  const tensors = new Map<string, Tensor>();
+  let metadata: Record<string, string> = {};
+  const spans: [number, number, string][] = [];
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      metadata = (entry ?? {}) as Record<string, string>;
+      continue;
+    }
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e !== "object" || e === null) throw bad(source, `entry "${name}" is not an object`);
+    if (typeof e.dtype !== "string" || !(e.dtype in DTYPE_SIZE)) {
+      throw bad(source, `tensor "${name}" has unsupported dtype ${JSON.stringify(e.dtype)}`);
+    }
+    const dtype = e.dtype as DType;
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw bad(source, `tensor "${name}" has an invalid shape ${JSON.stringify(e.shape)}`);
+    }
+    const shape = e.shape as number[];
+    const off = e.data_offsets;
+    if (
+      !Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1]
+    ) {
+      throw bad(source, `tensor "${name}" has invalid data_offsets ${JSON.stringify(off)}`);
+    }
+    const [begin, end] = off as [number, number];
+    if (end > dataLen) throw bad(source, `tensor "${name}" ends at byte ${end}, past the ${dataLen} data bytes`);
+    const count = numel(shape);
+    if (!Number.isSafeInteger(count) || count * DTYPE_SIZE[dtype] !== end - begin) {
+      throw bad(
+        source,
+        `tensor "${name}" has ${end - begin} bytes but shape [${shape}] of ${dtype} needs ${count * DTYPE_SIZE[dtype]}`,
+      );
+    }
+    spans.push([begin, end, name]);
+    tensors.set(name, {
+      dtype,
+      shape,
+      data: typedFromBytes(dtype, bytes.subarray(dataStart + begin, dataStart + end)),
+    });
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i][0] < spans[i - 1][1]) throw bad(source, `tensors "${spans[i - 1][2]}" and "${spans[i][2]}" overlap`);
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Serializes tensors (in iteration order) the way HF's writer does: u64 header length, JSON header
+ * padded with spaces to a multiple of 8, then the data back to back.
+ *
+ * @example
+ * ```ts
+ * const bytes = writeSafetensors(new Map([["w", f32([2], new Float32Array([1, 2]))]]), { format: "pt" });
+ * ```
+ */
+export function writeSafetensors(tensors: Map<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const size = t.data.byteLength;
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    offset += size;
+  }
+  if (metadata) header.__metadata__ = metadata; // last, as HF's writer orders it
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.byteLength / 8) * 8;
+  if (padded !== json.byteLength) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const out = new Uint8Array(8 + json.byteLength + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.byteLength), true);
+  out.set(json, 8);
+  let pos = 8 + json.byteLength;
+  for (const t of tensors.values()) {
+    out.set(tensorBytes(t), pos);
+    pos += t.data.byteLength;
+  }
+  return out;
+}
