@@ -1,0 +1,29 @@
+/**
+ * `deno task bench`: runs every speed comparison in `bench/` (or those named on the command line:
+ * `deno task bench tokenizer convert`) and prints their figures. Each bench prints ratios against a
+ * baseline measured in the same run; none passes or fails on time.
+ * @module
+ */
+
+type Bench = () => Promise<Record<string, number>>;
+
+const BENCHES: Record<string, () => Promise<Bench>> = {
+  tokenizer: async () => (await import("./tokenizer_bench.ts")).tokenizerBench,
+  convert: async () => (await import("./convert_bench.ts")).convertBench,
+  infer: async () => (await import("./infer_bench.ts")).inferBench,
+};
+
+if (import.meta.main) {
+  const names = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
+  const results: Record<string, Record<string, number>> = {};
+  for (const name of names) {
+    const load = BENCHES[name];
+    if (!load) {
+      console.error(`error: unknown bench '${name}'; choose from ${Object.keys(BENCHES).join(", ")}`);
+      Deno.exit(2);
+    }
+    console.log(`\n== bench ${name}`);
+    results[name] = await (await load())();
+  }
+  console.log(`\n${JSON.stringify(results)}`);
+}

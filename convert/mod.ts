@@ -1,0 +1,218 @@
+/**
+ * The public surface of `convert/`: `loadModel` reads any model the toolkit knows (UER `.bin` zip or
+ * legacy, UER safetensors, HF folder, zarr checkpoint) into UER names with its config, and
+ * `detectFormat` says which it is. Used by `infer`, `pretrain --pretrained_model_path` and `convert`.
+ * Not browser compatible: reads files.
+ * @module
+ */
+import type { AlbertConfig } from "../core/config.ts";
+import { validateConfig } from "../core/config.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { exists } from "../core/io/atomic.ts";
+import { readCheckpoint } from "../core/checkpoint/zarr.ts";
+import { isHfFolder, readHfFolder, readStateDictFile } from "./hf_folder.ts";
+import { hfConfigToUer, hfToUer, nameTable, uerParamNames, upgradeUerNames } from "./names.ts";
+
+export { readTorchBin, readTorchStateDict, writeTorchBin } from "./torch_bin.ts";
+export { readSafetensors, writeSafetensors } from "./safetensors.ts";
+export { hfConfigToUer, hfToUer, uerConfigToHf, uerToHf } from "./names.ts";
+export { readHfFolder, writeHfFolder } from "./hf_folder.ts";
+
+/** Model formats. */
+export type ModelFormat = "uer" | "hf" | "zarr";
+
+/** A model read into UER names. */
+export interface LoadedModel {
+  format: ModelFormat;
+  /** UER names, UER-py `state_dict()` order. */
+  params: Map<string, Tensor>;
+  config: AlbertConfig;
+  /** LayerNorm kind: HF checkpoints use the standard LayerNorm, UER ones UER-py's. */
+  semantics: "uer" | "hf";
+  /** HF `layer_norm_eps` for "hf"; 1e-6 (added to the std) for "uer". */
+  layerNormEps: number;
+  /** An HF folder's vocab.txt. */
+  vocabPath?: string;
+  step?: number;
+  /** The checkpoint's vocab hash (zarr). */
+  vocabHash?: string;
+}
+
+/** Options of `loadModel`. */
+export interface LoadOptions {
+  from?: ModelFormat;
+  /** UER config JSON (needed for UER files; defaults to a sibling uer_config.json / config.json). */
+  configPath?: string;
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
+const HF_PREFIXES = ["albert.", "predictions.", "sop_classifier."];
+
+/**
+ * Says which format `path` holds: a folder with zarr.json → "zarr", a folder with config.json and
+ * weights → "hf", a file whose names are HF's → "hf" (its folder must hold config.json), else "uer".
+ *
+ * @example
+ * ```ts
+ * await detectFormat("../shared/reference/albert-tiny/hf"); // "hf"
+ * ```
+ */
+export async function detectFormat(path: string): Promise<ModelFormat> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`Cannot load model "${path}": no such file`);
+    throw e;
+  }
+  if (info.isDirectory) {
+    if (await exists(`${path}/zarr.json`)) return "zarr";
+    if (await isHfFolder(path)) return "hf";
+    throw new TypeError(
+      `Cannot load model "${path}": the folder is neither a zarr checkpoint (zarr.json) nor an HF folder (config.json + weights)`,
+    );
+  }
+  return "uer"; // files: decided by their tensor names in loadModel
+}
+
+async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot load ${what} "${path}": no such file`);
+    }
+    throw e;
+  }
+  try {
+    const v = JSON.parse(text);
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not a JSON object");
+    return v;
+  } catch (e) {
+    throw new SyntaxError(`Cannot load ${what} "${path}": ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** Finds the UER config of a `.bin`: `configPath`, else a sibling uer_config.json or UER-style config.json. */
+async function uerConfigFor(modelPath: string, configPath?: string): Promise<AlbertConfig> {
+  if (configPath) return validateConfig(await readJson(configPath, "config"), configPath);
+  const dir = dirOf(modelPath);
+  for (const name of ["uer_config.json", "config.json"]) {
+    const p = `${dir}/${name}`;
+    if (await exists(p)) {
+      const raw = await readJson(p, "config");
+      if ("emb_size" in raw || "layers_num" in raw) return validateConfig(raw, p);
+    }
+  }
+  throw new TypeError(
+    `Cannot load UER model "${modelPath}": no config found\n  hint: pass --config_path (e.g. configs/albert/base_config.json)`,
+  );
+}
+
+/**
+ * Loads a model in any supported format into UER names.
+ *
+ * @example
+ * ```ts
+ * const m = await loadModel("../shared/reference/albert-tiny/uer_model.bin");
+ * m.params.get("embedding.word.embedding.weight")!.shape; // [21128, 32]
+ * ```
+ */
+export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const detected = await detectFormat(path);
+  if (detected === "zarr" || (opts.from === "zarr")) {
+    if (detected !== "zarr") {
+      throw new TypeError(`Cannot load model "${path}": --from zarr, but it is not a zarr checkpoint folder`);
+    }
+    const c = await readCheckpoint(path);
+    return {
+      format: "zarr",
+      params: c.params,
+      config: c.config,
+      semantics: "uer",
+      layerNormEps: 1e-6,
+      step: c.step,
+      vocabHash: c.vocabHash,
+    };
+  }
+  if (detected === "hf") {
+    if (opts.from === "uer") {
+      throw new TypeError(`Cannot load model "${path}": --from uer, but it is an HF folder`);
+    }
+    const m = await readHfFolder(path);
+    return hfLoaded(m.params, m.config, m.vocabPath);
+  }
+  // A single weights file: UER or HF names decide.
+  const raw = await readStateDictFile(path);
+  const names = [...raw.keys()];
+  const hfNames = names.filter((n) => HF_PREFIXES.some((p) => n.startsWith(p))).length;
+  const isHf = opts.from === "hf" || (opts.from === undefined && hfNames > names.length / 2);
+  if (isHf) {
+    const cfgPath = opts.configPath ?? `${dirOf(path)}/config.json`;
+    const hfRaw = await readJson(cfgPath, "HF config");
+    const config = hfConfigToUer(hfRaw, cfgPath);
+    const params = hfToUer(raw, config, path, { tieWordEmbeddings: hfRaw.tie_word_embeddings !== false });
+    config.vocab_size = params.get("embedding.word.embedding.weight")!.shape[0];
+    const vocab = `${dirOf(path)}/vocab.txt`;
+    return hfLoaded(params, config, (await exists(vocab)) ? vocab : undefined);
+  }
+  const config = await uerConfigFor(path, opts.configPath);
+  const params = checkUer(upgradeUerNames(raw, path), config, path);
+  config.vocab_size = params.get("embedding.word.embedding.weight")!.shape[0];
+  return { format: "uer", params, config, semantics: "uer", layerNormEps: 1e-6 };
+}
+
+function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?: string): LoadedModel {
+  return {
+    format: "hf",
+    params,
+    config,
+    semantics: "hf",
+    layerNormEps: config.layer_norm_eps ?? 1e-12,
+    vocabPath,
+  };
+}
+
+/**
+ * Checks a UER state dict against the table for `cfg` (every name known, none missing, shapes
+ * right) and returns it in UER-py order.
+ */
+export function checkUer(params: Map<string, Tensor>, cfg: AlbertConfig, source: string): Map<string, Tensor> {
+  const word = params.get("embedding.word.embedding.weight");
+  if (!word) {
+    throw new TypeError(
+      `Cannot load UER model "${source}": "embedding.word.embedding.weight" is missing\n  hint: is this an ALBERT checkpoint?`,
+    );
+  }
+  const rows = nameTable(cfg, word.shape[0]).filter((r) => r.uer !== "");
+  const known = new Set(rows.map((r) => r.uer));
+  const extra = [...params.keys()].filter((k) => !known.has(k));
+  const missing = rows.filter((r) => !params.has(r.uer)).map((r) => r.uer);
+  const list = (xs: string[]) => xs.slice(0, 5).map((x) => `"${x}"`).join(", ") + (xs.length > 5 ? ", …" : "");
+  if (missing.length) {
+    throw new TypeError(
+      `Cannot load UER model "${source}": missing parameter ${list(missing)}\n  hint: check --config_path`,
+    );
+  }
+  if (extra.length) {
+    throw new TypeError(
+      `Cannot load UER model "${source}": unknown parameter ${list(extra)}\n  hint: check --config_path`,
+    );
+  }
+  const out = new Map<string, Tensor>();
+  for (const r of rows) {
+    const t = params.get(r.uer)!;
+    if (t.shape.length !== r.shape.length || t.shape.some((d, i) => d !== r.shape[i])) {
+      throw new RangeError(
+        `Cannot load UER model "${source}": "${r.uer}" has shape [${t.shape}], the config needs [${r.shape}]\n  hint: check --config_path`,
+      );
+    }
+  }
+  for (const n of uerParamNames(cfg)) out.set(n, params.get(n)!); // UER-py order
+  return out;
+}

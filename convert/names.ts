@@ -1,0 +1,547 @@
+/**
+ * The one UER ↔ HF table: every parameter of an ALBERT state dict under its UER-py name and its
+ * `transformers` AlbertForPreTraining name, read in both directions, with the two transforms
+ * (UER's 3-row segment table loses / regains its padding row 0; `target.mlm.linear_2.bias` is both
+ * `predictions.bias` and `predictions.decoder.bias`), plus the config mapping. Mirrors UER-py's
+ * `scripts/convert_albert_from_uer_to_huggingface.py` and `..._from_huggingface_to_uer.py`, but every
+ * source tensor must be used, every target produced and every shape match — leftovers are errors.
+ * Browser compatible: no Deno APIs.
+ * @module
+ */
+import type { AlbertConfig, HiddenAct } from "../core/config.ts";
+import { validateConfig } from "../core/config.ts";
+import type { Tensor } from "../core/tensor.ts";
+import type { TorchTensor } from "./torch_bin.ts";
+
+/** How one row turns a source tensor into its target. */
+type Transform = "none" | "dropRow0" | "prependZeroRow" | "identityIfNonFactorized";
+
+/** One row of the table: a UER name, its HF name(s) (the first is primary), transforms per direction. */
+export interface NameRow {
+  uer: string;
+  hf: string[];
+  toHf: Transform;
+  toUer: Transform;
+  /** Expected UER shape. */
+  shape: number[];
+}
+
+const LAYER_ROWS: [string, string, "w" | "b" | "ln"][] = [
+  ["layer_norm_2", "full_layer_layer_norm", "ln"],
+  ["self_attn.linear_layers.0", "attention.query", "w"],
+  ["self_attn.linear_layers.1", "attention.key", "w"],
+  ["self_attn.linear_layers.2", "attention.value", "w"],
+  ["self_attn.final_linear", "attention.dense", "w"],
+  ["layer_norm_1", "attention.LayerNorm", "ln"],
+  ["feed_forward.linear_1", "ffn", "w"],
+  ["feed_forward.linear_2", "ffn_output", "w"],
+];
+
+/** UER-py's per-layer parameter order (its `state_dict()` order). */
+const UER_LAYER_ORDER = [
+  "self_attn.linear_layers.0",
+  "self_attn.linear_layers.1",
+  "self_attn.linear_layers.2",
+  "self_attn.final_linear",
+  "feed_forward.linear_1",
+  "feed_forward.linear_2",
+  "layer_norm_1",
+  "layer_norm_2",
+];
+
+/** Number of encoder layer parameter sets: 1 with sharing, `layers_num` without. */
+function layerPrefixes(cfg: AlbertConfig): [string, string][] {
+  if (cfg.parameter_sharing) {
+    return [["encoder.transformer.", "albert.encoder.albert_layer_groups.0.albert_layers.0."]];
+  }
+  return Array.from(
+    { length: cfg.layers_num },
+    (_, i) => [`encoder.transformer.${i}.`, `albert.encoder.albert_layer_groups.${i}.albert_layers.0.`],
+  );
+}
+
+/**
+ * The table for a config, in HF order (the order of UER-py's converter output).
+ *
+ * @example
+ * ```ts
+ * const rows = nameTable(cfg, 21128);
+ * rows[0]; // { uer: "embedding.word.embedding.weight", hf: ["albert.embeddings.word_embeddings.weight"], ... }
+ * ```
+ */
+export function nameTable(cfg: AlbertConfig, vocabSize: number): NameRow[] {
+  const E = cfg.emb_size, H = cfg.hidden_size, F = cfg.feedforward_size, V = vocabSize, L = cfg.max_seq_length;
+  const rows: NameRow[] = [];
+  const row = (uer: string, hf: string | string[], shape: number[], toHf: Transform = "none", toUer = toHf) =>
+    rows.push({
+      uer,
+      hf: Array.isArray(hf) ? hf : [hf],
+      shape,
+      toHf,
+      toUer: toHf === "dropRow0" ? "prependZeroRow" : toUer,
+    });
+  const linear = (uer: string, hf: string, out: number, inp: number) => {
+    row(`${uer}.weight`, `${hf}.weight`, [out, inp]);
+    row(`${uer}.bias`, `${hf}.bias`, [out]);
+  };
+  const norm = (uer: string, hf: string, n: number) => {
+    row(`${uer}.gamma`, `${hf}.weight`, [n]);
+    row(`${uer}.beta`, `${hf}.bias`, [n]);
+  };
+  row("embedding.word.embedding.weight", "albert.embeddings.word_embeddings.weight", [V, E]);
+  row("embedding.pos.embedding.weight", "albert.embeddings.position_embeddings.weight", [L, E]);
+  row("embedding.seg.embedding.weight", "albert.embeddings.token_type_embeddings.weight", [3, E], "dropRow0");
+  norm("embedding.layer_norm", "albert.embeddings.LayerNorm", E);
+  if (cfg.factorized_embedding_parameterization) {
+    linear("encoder.linear", "albert.encoder.embedding_hidden_mapping_in", H, E);
+  } else {
+    // UER has no projection; HF always has one: identity (E = H) and zero bias.
+    rows.push({
+      uer: "",
+      hf: ["albert.encoder.embedding_hidden_mapping_in.weight"],
+      shape: [H, E],
+      toHf: "identityIfNonFactorized",
+      toUer: "identityIfNonFactorized",
+    });
+    rows.push({
+      uer: "",
+      hf: ["albert.encoder.embedding_hidden_mapping_in.bias"],
+      shape: [H],
+      toHf: "identityIfNonFactorized",
+      toUer: "identityIfNonFactorized",
+    });
+  }
+  for (const [u, h] of layerPrefixes(cfg)) {
+    for (const [un, hn, kind] of LAYER_ROWS) {
+      if (kind === "ln") norm(`${u}${un}`, `${h}${hn}`, H);
+      else {
+        const [out, inp] = un === "feed_forward.linear_1" ? [F, H] : un === "feed_forward.linear_2" ? [H, F] : [H, H];
+        linear(`${u}${un}`, `${h}${hn}`, out, inp);
+      }
+    }
+  }
+  linear("target.sp.linear_1", "albert.pooler", H, H);
+  linear("target.sp.linear_2", "sop_classifier.classifier", 2, H);
+  linear("target.mlm.linear_1", "predictions.dense", E, H);
+  norm("target.mlm.layer_norm", "predictions.LayerNorm", E);
+  row("target.mlm.linear_2.weight", "predictions.decoder.weight", [V, E]);
+  // NOTE: one UER tensor, two HF keys (tied in HF); HF order: decoder.bias then bias.
+  row("target.mlm.linear_2.bias", ["predictions.decoder.bias", "predictions.bias"], [V]);
+  return rows;
+}
+
+/**
+ * UER-py's parameter names in its `state_dict()` order for a config.
+ *
+ * @example
+ * ```ts
+ * uerParamNames(cfg)[0]; // "embedding.layer_norm.gamma"
+ * ```
+ */
+export function uerParamNames(cfg: AlbertConfig): string[] {
+  const names = [
+    "embedding.layer_norm.gamma",
+    "embedding.layer_norm.beta",
+    "embedding.word.embedding.weight",
+    "embedding.pos.embedding.weight",
+    "embedding.seg.embedding.weight",
+  ];
+  if (cfg.factorized_embedding_parameterization) names.push("encoder.linear.weight", "encoder.linear.bias");
+  for (const [u] of layerPrefixes(cfg)) {
+    for (const m of UER_LAYER_ORDER) {
+      const [a, b] = m.startsWith("layer_norm") ? ["gamma", "beta"] : ["weight", "bias"];
+      names.push(`${u}${m}.${a}`, `${u}${m}.${b}`);
+    }
+  }
+  for (const m of ["target.mlm.linear_1", "target.mlm.layer_norm", "target.mlm.linear_2"]) {
+    const [a, b] = m.endsWith("layer_norm") ? ["gamma", "beta"] : ["weight", "bias"];
+    names.push(`${m}.${a}`, `${m}.${b}`);
+  }
+  names.push("target.sp.linear_1.weight", "target.sp.linear_1.bias", "target.sp.linear_2.weight");
+  names.push("target.sp.linear_2.bias");
+  return names;
+}
+
+/**
+ * UER-py's `state_dict()._metadata` module list for a config (every module, version 1), so a UER
+ * `.bin` we write matches UER-py's byte for byte.
+ */
+export function uerModuleMetadata(cfg: AlbertConfig): [string, number][] {
+  const m = [
+    "",
+    "embedding",
+    "embedding.dropout",
+    "embedding.layer_norm",
+    "embedding.word",
+    "embedding.word.embedding",
+    "embedding.pos",
+    "embedding.pos.embedding",
+    "embedding.seg",
+    "embedding.seg.embedding",
+    "encoder",
+  ];
+  if (cfg.factorized_embedding_parameterization) m.push("encoder.linear");
+  const layer = (p: string) => [
+    p,
+    `${p}.self_attn`,
+    `${p}.self_attn.linear_layers`,
+    `${p}.self_attn.linear_layers.0`,
+    `${p}.self_attn.linear_layers.1`,
+    `${p}.self_attn.linear_layers.2`,
+    `${p}.self_attn.dropout`,
+    `${p}.self_attn.final_linear`,
+    `${p}.dropout_1`,
+    `${p}.feed_forward`,
+    `${p}.feed_forward.linear_1`,
+    `${p}.feed_forward.linear_2`,
+    `${p}.dropout_2`,
+    `${p}.layer_norm_1`,
+    `${p}.layer_norm_2`,
+  ];
+  if (cfg.parameter_sharing) m.push(...layer("encoder.transformer"));
+  else {
+    m.push("encoder.transformer");
+    for (let i = 0; i < cfg.layers_num; i++) m.push(...layer(`encoder.transformer.${i}`));
+  }
+  m.push(
+    "target",
+    "target.mlm",
+    "target.mlm.linear_1",
+    "target.mlm.layer_norm",
+    "target.mlm.linear_2",
+    "target.mlm.softmax",
+    "target.mlm.criterion",
+    "target.sp",
+    "target.sp.linear_1",
+    "target.sp.linear_2",
+    "target.sp.softmax",
+    "target.sp.criterion",
+  );
+  return m.map((x) => [x, 1]);
+}
+
+/** Older UER-py names (`--target albert` era) → current names (README §5; TencentPretrain's upgrade). */
+const OLD_UER_PREFIXES: [string, string][] = [
+  ["target.mlm_linear_1.", "target.mlm.linear_1."],
+  ["target.mlm_linear_2.", "target.mlm.linear_2."],
+  ["target.layer_norm.", "target.mlm.layer_norm."],
+  ["target.sop_linear_1.", "target.sp.linear_1."],
+  ["target.sop_linear_2.", "target.sp.linear_2."],
+  ["embedding.word_embedding.", "embedding.word.embedding."],
+  ["embedding.position_embedding.", "embedding.pos.embedding."],
+  ["embedding.segment_embedding.", "embedding.seg.embedding."],
+];
+
+/**
+ * Renames older UER-py parameter names to the current ones; a name present in both spellings is an
+ * error naming both.
+ */
+export function upgradeUerNames<T>(params: Map<string, T>, source: string): Map<string, T> {
+  const out = new Map<string, T>();
+  const from = new Map<string, string>();
+  for (const [name, t] of params) {
+    let renamed = name;
+    for (const [old, cur] of OLD_UER_PREFIXES) {
+      if (name.startsWith(old)) renamed = cur + name.slice(old.length);
+    }
+    if (out.has(renamed)) {
+      throw new TypeError(
+        `Cannot read "${source}": parameters "${from.get(renamed)}" and "${name}" both map to "${renamed}"`,
+      );
+    }
+    out.set(renamed, t);
+    from.set(renamed, name);
+  }
+  return out;
+}
+
+function shapeStr(s: readonly number[]): string {
+  return `[${s.join(", ")}]`;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function bitEqual(a: Tensor, b: Tensor): boolean {
+  if (a.dtype !== b.dtype || !sameShape(a.shape, b.shape) || a.data.byteLength !== b.data.byteLength) return false;
+  const x = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+  const y = new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+function leftoverError(source: string, what: string, names: string[], hint: string): TypeError {
+  const shown = names.slice(0, 5).map((n) => `"${n}"`).join(", ");
+  const more = names.length > 5 ? ` and ${names.length - 5} more` : "";
+  return new TypeError(`Cannot convert "${source}": ${what} ${shown}${more}\n  hint: ${hint}`);
+}
+
+/** Vocabulary size from the word embedding (the one tensor that carries it). */
+function vocabOf(map: Map<string, Tensor>, name: string, source: string): number {
+  const t = map.get(name);
+  if (!t || t.shape.length !== 2) throw leftoverError(source, "missing parameter", [name], "is this an ALBERT model?");
+  return t.shape[0];
+}
+
+/**
+ * UER state dict → HF state dict (AlbertForPreTraining names, HF order). The segment table loses
+ * row 0 (as a view of the same storage, like UER-py's converter); the MLM bias appears under both
+ * HF keys as one tensor (one shared storage when written to a `.bin`).
+ *
+ * @example
+ * ```ts
+ * const hf = uerToHf(uerParams, cfg, "uer_model.bin");
+ * ```
+ */
+export function uerToHf(params: Map<string, Tensor>, cfg: AlbertConfig, source = "model"): Map<string, TorchTensor> {
+  const src = upgradeUerNames(params, source);
+  const rows = nameTable(cfg, vocabOf(src, "embedding.word.embedding.weight", source));
+  const used = new Set<string>();
+  const missing: string[] = [];
+  const out = new Map<string, TorchTensor>();
+  for (const r of rows) {
+    if (r.toHf === "identityIfNonFactorized") {
+      const [h, e] = r.shape.length === 2 ? r.shape : [r.shape[0], 0];
+      const data = new Float32Array(h * (e || 1));
+      if (e) { for (let i = 0; i < h; i++) data[i * e + i] = 1; }
+      out.set(r.hf[0], { dtype: "F32", shape: r.shape, data: e ? data : new Float32Array(h) });
+      continue;
+    }
+    const t = src.get(r.uer);
+    if (!t) {
+      missing.push(r.uer);
+      continue;
+    }
+    used.add(r.uer);
+    if (!sameShape(t.shape, r.shape)) {
+      throw new RangeError(
+        `Cannot convert "${source}": "${r.uer}" has shape ${shapeStr(t.shape)}, the config needs ${
+          shapeStr(r.shape)
+        }\n  hint: check --config_path`,
+      );
+    }
+    let v: TorchTensor = t;
+    if (r.toHf === "dropRow0") {
+      const cols = t.shape[1];
+      const base = (t as TorchTensor).storage;
+      v = {
+        dtype: t.dtype,
+        shape: [t.shape[0] - 1, cols],
+        data: t.data.subarray(cols),
+        storage: base ? { data: base.data, offset: base.offset + cols } : { data: t.data, offset: cols },
+      };
+    }
+    for (const h of r.hf) out.set(h, v);
+  }
+  if (missing.length) throw leftoverError(source, "missing UER parameter", missing, "check --config_path");
+  const extra = [...src.keys()].filter((k) => !used.has(k));
+  if (extra.length) {
+    throw leftoverError(source, "has parameters the ALBERT table does not know:", extra, "check --config_path");
+  }
+  return out;
+}
+
+/**
+ * HF state dict → UER state dict (UER-py's `state_dict()` order). The segment table gains a zero
+ * row 0; `predictions.bias` and `predictions.decoder.bias` must agree bit for bit (either may be
+ * absent, as HF's safetensors writer drops tied duplicates); `predictions.decoder.weight` may be
+ * absent only when the config ties it to the word embeddings.
+ *
+ * @example
+ * ```ts
+ * const uer = hfToUer(hfParams, cfg, "pytorch_model.bin");
+ * ```
+ */
+export function hfToUer(
+  params: Map<string, Tensor>,
+  cfg: AlbertConfig,
+  source = "model",
+  opts: { tieWordEmbeddings?: boolean } = {},
+): Map<string, Tensor> {
+  const src = new Map(params);
+  // Some HF checkpoints carry AlbertModel names without the "albert." prefix, or extra buffers.
+  for (const k of [...src.keys()]) {
+    if (k.endsWith("embeddings.position_ids")) src.delete(k);
+  }
+  const rows = nameTable(cfg, vocabOf(src, "albert.embeddings.word_embeddings.weight", source));
+  const used = new Set<string>();
+  const missing: string[] = [];
+  const byName = new Map<string, Tensor>();
+  for (const r of rows) {
+    if (r.toUer === "identityIfNonFactorized") {
+      const t = src.get(r.hf[0]);
+      if (!t) {
+        missing.push(r.hf[0]);
+        continue;
+      }
+      used.add(r.hf[0]);
+      const [h, e] = r.shape.length === 2 ? r.shape : [r.shape[0], 0];
+      const d = t.data as Float32Array;
+      let ok = sameShape(t.shape, r.shape);
+      for (let i = 0; ok && i < d.length; i++) ok = d[i] === (e && i % (e + 1) === 0 && i / (e + 1) < h ? 1 : 0);
+      if (!ok) {
+        throw new RangeError(
+          `Cannot convert "${source}": "${
+            r.hf[0]
+          }" is not an identity projection, but the config has factorized_embedding_parameterization false\n  hint: set factorized_embedding_parameterization true`,
+        );
+      }
+      continue;
+    }
+    const present = r.hf.filter((h) => src.has(h));
+    let t: Tensor | undefined = present.length ? src.get(present[0]) : undefined;
+    if (!t && r.uer === "target.mlm.linear_2.weight" && opts.tieWordEmbeddings) {
+      t = src.get("albert.embeddings.word_embeddings.weight");
+    }
+    if (!t) {
+      missing.push(r.hf[0]);
+      continue;
+    }
+    for (const h of present) {
+      used.add(h);
+      if (!bitEqual(src.get(h)!, t)) {
+        throw new RangeError(
+          `Cannot convert "${source}": "${present[0]}" and "${h}" differ, but UER has one tensor for both`,
+        );
+      }
+    }
+    const expect = r.toUer === "prependZeroRow" ? [r.shape[0] - 1, ...r.shape.slice(1)] : r.shape;
+    if (!sameShape(t.shape, expect)) {
+      throw new RangeError(
+        `Cannot convert "${source}": "${present[0]}" has shape ${shapeStr(t.shape)}, the config needs ${
+          shapeStr(expect)
+        }\n  hint: check config.json`,
+      );
+    }
+    let v = t;
+    if (r.toUer === "prependZeroRow") {
+      const cols = t.shape[1];
+      // deno-lint-ignore no-explicit-any
+      const data = new (t.data.constructor as any)(t.data.length + cols);
+      data.set(t.data, cols); // NOTE: UER row 0 = padding segment; HF has no such row, zeros stand in
+      v = { dtype: t.dtype, shape: [t.shape[0] + 1, cols], data };
+    }
+    byName.set(r.uer, v);
+  }
+  if (missing.length) throw leftoverError(source, "missing HF parameter", missing, "check config.json");
+  const extra = [...src.keys()].filter((k) => !used.has(k));
+  if (extra.length) {
+    throw leftoverError(source, "has parameters the ALBERT table does not know:", extra, "check config.json");
+  }
+  const out = new Map<string, Tensor>();
+  for (const n of uerParamNames(cfg)) out.set(n, byName.get(n)!);
+  return out;
+}
+
+const HF_ACT: Record<string, HiddenAct> = { gelu: "gelu", gelu_new: "gelu_fast", relu: "relu" };
+const UER_ACT: Record<HiddenAct, string> = { gelu: "gelu", gelu_fast: "gelu_new", relu: "relu" };
+
+/** transformers' AlbertConfig defaults (for keys a config.json leaves out). */
+const HF_DEFAULTS: Record<string, unknown> = {
+  vocab_size: 30000,
+  embedding_size: 128,
+  hidden_size: 4096,
+  num_hidden_layers: 12,
+  num_hidden_groups: 1,
+  num_attention_heads: 64,
+  intermediate_size: 16384,
+  inner_group_num: 1,
+  hidden_act: "gelu_new",
+  hidden_dropout_prob: 0,
+  attention_probs_dropout_prob: 0,
+  max_position_embeddings: 512,
+  type_vocab_size: 2,
+  layer_norm_eps: 1e-12,
+  position_embedding_type: "absolute",
+};
+
+/**
+ * HF `config.json` (AlbertConfig) → UER config. Layouts UER cannot express (inner groups,
+ * several layer groups other than one per layer, relative positions) are errors naming the key.
+ *
+ * @example
+ * ```ts
+ * const cfg = hfConfigToUer(JSON.parse(await Deno.readTextFile("hf/config.json")), "hf/config.json");
+ * ```
+ */
+export function hfConfigToUer(raw: Record<string, unknown>, source: string): AlbertConfig {
+  const c = { ...HF_DEFAULTS, ...raw } as Record<string, unknown>;
+  const err = (what: string) => new TypeError(`Cannot use HF config "${source}": ${what}`);
+  if (c.model_type !== undefined && c.model_type !== "albert") {
+    throw err(`model_type is ${JSON.stringify(c.model_type)}, not "albert"`);
+  }
+  const act = HF_ACT[String(c.hidden_act)];
+  if (!act) throw err(`hidden_act ${JSON.stringify(c.hidden_act)} has no UER equivalent (relu, gelu, gelu_new)`);
+  if (c.inner_group_num !== 1) throw err(`inner_group_num ${c.inner_group_num} is not supported (UER has 1)`);
+  if (c.type_vocab_size !== 2) throw err(`type_vocab_size ${c.type_vocab_size} is not 2`);
+  if (c.position_embedding_type !== "absolute") throw err(`position_embedding_type must be "absolute"`);
+  const groups = c.num_hidden_groups;
+  const layers = c.num_hidden_layers;
+  if (groups !== 1 && groups !== layers) {
+    throw err(`num_hidden_groups ${groups} must be 1 (parameter sharing) or num_hidden_layers ${layers}`);
+  }
+  return validateConfig({
+    emb_size: c.embedding_size,
+    hidden_size: c.hidden_size,
+    feedforward_size: c.intermediate_size,
+    heads_num: c.num_attention_heads,
+    layers_num: layers,
+    hidden_act: act,
+    max_seq_length: c.max_position_embeddings,
+    dropout: c.hidden_dropout_prob,
+    vocab_size: c.vocab_size,
+    layer_norm_eps: c.layer_norm_eps,
+    factorized_embedding_parameterization: true,
+    parameter_sharing: groups === 1,
+  }, source);
+}
+
+/**
+ * UER config → HF `config.json` object, key order and values as in the reference `hf/config.json`
+ * (AlbertForMaskedLM, `tie_word_embeddings: false` because UER's decoder is not the embedding).
+ */
+export function uerConfigToHf(cfg: AlbertConfig, vocabSize: number): Record<string, unknown> {
+  return {
+    architectures: ["AlbertForMaskedLM"],
+    model_type: "albert",
+    embedding_size: cfg.emb_size,
+    hidden_size: cfg.hidden_size,
+    num_attention_heads: cfg.heads_num,
+    num_hidden_layers: cfg.layers_num,
+    intermediate_size: cfg.feedforward_size,
+    hidden_act: UER_ACT[cfg.hidden_act],
+    max_position_embeddings: cfg.max_seq_length,
+    type_vocab_size: 2,
+    vocab_size: vocabSize,
+    layer_norm_eps: cfg.layer_norm_eps ?? 1e-12,
+    hidden_dropout_prob: cfg.dropout,
+    attention_probs_dropout_prob: cfg.dropout,
+    classifier_dropout_prob: 0.1,
+    num_hidden_groups: cfg.parameter_sharing ? 1 : cfg.layers_num,
+    inner_group_num: 1,
+    initializer_range: 0.02,
+    position_embedding_type: "absolute",
+    tie_word_embeddings: false,
+    pad_token_id: 0,
+    bos_token_id: 2,
+    eos_token_id: 3,
+  };
+}
+
+const FLOAT_KEYS = new Set([
+  "hidden_dropout_prob",
+  "attention_probs_dropout_prob",
+  "classifier_dropout_prob",
+  "initializer_range",
+  "layer_norm_eps",
+]);
+
+/**
+ * JSON text as Python's `json.dumps(obj, indent=2)` writes it (floats keep ".0"), so our
+ * config.json matches transformers' byte for byte.
+ */
+export function pythonJson(obj: Record<string, unknown>): string {
+  return JSON.stringify(obj, (k, v) => (FLOAT_KEYS.has(k) && Number.isInteger(v) ? `__F${v}.0__` : v), 2)
+    .replace(/"__F(-?\d+\.0)__"/g, "$1");
+}

@@ -1,0 +1,255 @@
+/**
+ * ALBERT declared once on the graph builder, with UER-py's parameter names (state-dict keys) and
+ * module structure: embedding (word + position + segment → LayerNorm; UER `uer/embeddings/`),
+ * encoder (factorized `encoder.linear` E→H, then one shared post-LN `TransformerLayer` applied
+ * `layers_num` times, or `encoder.transformer.<i>.*` without sharing; `uer/encoders/transformer_encoder.py`,
+ * `uer/layers/transformer.py`, `uer/layers/multi_headed_attn.py`), MLM head and SOP head
+ * (`uer/targets/mlm_target.py`, `sp_target.py`). The same declaration serves the inference graph
+ * (`inferenceGraph`), the ONNX export and the training graph (core/autodiff adds losses + grads).
+ * Browser compatible: no Deno APIs.
+ *
+ * Shapes: B batch, T sequence, E emb_size, H hidden_size, F feedforward_size, V vocab, n heads, d = H/n.
+ * @module
+ */
+import type { AlbertConfig } from "../config.ts";
+import { A, Graph, type Value } from "../graph/builder.ts";
+import type { Dim } from "../graph/shapes.ts";
+import { activation, layerNorm, linear, type NormOptions, type Semantics, softmax } from "./layers.ts";
+
+export type { NormOptions, Semantics };
+
+/** How the batch enters the graph: UER (`src`, `seg` 1/2/0) or HF (`input_ids`, `token_type_ids`, `attention_mask`). */
+export type InputStyle = "uer" | "hf";
+
+/** Options shared by every graph built from the declaration. */
+export interface AlbertOptions extends NormOptions {
+  /** Input names/meaning (default: same as `semantics`). */
+  inputs?: InputStyle;
+  /** dtype of id inputs (Gather indices; I64 as transformers.js feeds, or I32). Default I64. */
+  idsDtype?: "I64" | "I32";
+  /** Batch dim (number for static training graphs; default symbol "batch"). */
+  batch?: Dim;
+  /** Sequence dim (number for static training graphs; default symbol "seq"). */
+  seq?: Dim;
+}
+
+/** The graph inputs of a batch. */
+export interface AlbertInputs {
+  /** Token ids [B,T] (`src` or `input_ids`). */
+  ids: Value;
+  /** UER segment ids [B,T] (1 = A, 2 = B, 0 = padding); UER inputs only. */
+  seg?: Value;
+  /** HF token type ids [B,T] (0/1); HF inputs only. */
+  tokenTypeIds?: Value;
+  /** HF attention mask [B,T] (1 = token, 0 = padding); HF inputs only. */
+  attentionMask?: Value;
+}
+
+/** Every intermediate the declaration produces. */
+export interface AlbertValues {
+  inputs: AlbertInputs;
+  /** [B,T,E] embedding after LayerNorm. */
+  embeddingOutput: Value;
+  /** [B,T,H] after `encoder.linear` (= embeddingOutput without factorization). */
+  projectedEmbedding: Value;
+  /** [B,T,H] after each layer application. */
+  layerOutputs: Value[];
+  /** [B,T,H] last hidden state. */
+  encoderOutput: Value;
+}
+
+function vocabSize(cfg: AlbertConfig): number {
+  if (!cfg.vocab_size) {
+    throw new RangeError("Cannot build ALBERT: config has no vocab_size\n  hint: set it from the vocab or the weights");
+  }
+  return cfg.vocab_size;
+}
+
+/** Declares the batch inputs. */
+export function albertInputs(g: Graph, opts: AlbertOptions): AlbertInputs {
+  const B = opts.batch ?? "batch", T = opts.seq ?? "seq";
+  const dt = opts.idsDtype ?? "I64";
+  if ((opts.inputs ?? opts.semantics) === "uer") {
+    return { ids: g.input("src", dt, [B, T]), seg: g.input("seg", dt, [B, T]) };
+  }
+  return {
+    ids: g.input("input_ids", dt, [B, T]),
+    attentionMask: g.input("attention_mask", dt, [B, T]),
+    tokenTypeIds: g.input("token_type_ids", dt, [B, T]),
+  };
+}
+
+/** word + position + segment embeddings, then LayerNorm (`embedding.*`) → [B,T,E]. */
+export function embedding(g: Graph, cfg: AlbertConfig, inp: AlbertInputs, norm: NormOptions): Value {
+  const E = cfg.emb_size;
+  const word = g.gather(g.param("embedding.word.embedding.weight", [vocabSize(cfg), E]), inp.ids); // [B,T,E]
+  const posTable = g.param("embedding.pos.embedding.weight", [cfg.max_seq_length, E]);
+  const T = inp.ids.shape[1];
+  const pos = typeof T === "number"
+    ? g.slice(posTable, [0], [T], [0]) // [T,E]
+    : g.op(
+      "Slice",
+      [posTable, g.ints([0]), g.op("Shape", [inp.ids], { start: A.int(1), end: A.int(2) }), g.ints([0])],
+      {},
+      {
+        shapes: [{ dtype: "F32", shape: [T, E] }],
+      },
+    );
+  const segTable = g.param("embedding.seg.embedding.weight", [3, E]); // row 0 = padding, 1 = A, 2 = B
+  // NOTE: HF's token_type table is UER rows 1..2 (the converter drops row 0), so HF inputs index a slice.
+  const seg = inp.seg ? g.gather(segTable, inp.seg) : g.gather(g.slice(segTable, [1], [3], [0]), inp.tokenTypeIds!);
+  const sum = g.add(g.add(word, pos), seg);
+  return layerNorm(g, "embedding.layer_norm", sum, E, norm);
+}
+
+/** Additive attention bias [B,1,1,T]: 0 for real keys, -10000 for padding (UER `seg > 0`, HF `attention_mask`). */
+export function attentionBias(g: Graph, inp: AlbertInputs): Value {
+  // Masks are computed in float (no int64 arithmetic on WebGPU).
+  const keep = inp.seg ? g.cast(g.greater(g.cast(inp.seg, "F32"), 0), "F32") : g.cast(inp.attentionMask!, "F32"); // [B,T]
+  return g.unsqueeze(g.mul(g.sub(1, keep), -10000), [1, 2]); // [B,1,1,T]
+}
+
+/** One post-LN transformer layer (`<prefix>.self_attn/feed_forward/layer_norm_1/2`): [B,T,H] → [B,T,H]. */
+export function transformerLayer(
+  g: Graph,
+  cfg: AlbertConfig,
+  prefix: string,
+  x: Value,
+  bias: Value,
+  norm: NormOptions,
+): Value {
+  const H = cfg.hidden_size, n = cfg.heads_num, d = H / n;
+  const heads = (v: Value) => g.transpose(g.reshape(v, [0, 0, n, d]), [0, 2, 1, 3]); // [B,T,H] -> [B,n,T,d]
+  const q = heads(linear(g, `${prefix}.self_attn.linear_layers.0`, x, H, H));
+  const k = heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H));
+  const v = heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H));
+  const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [B,n,T,T]
+  const probs = softmax(g, g.add(scores, bias));
+  const ctx = g.reshape(g.transpose(g.matmul(probs, v), [0, 2, 1, 3]), [0, 0, H]); // [B,n,T,d] -> [B,T,H]
+  const attn = linear(g, `${prefix}.self_attn.final_linear`, ctx, H, H);
+  const inter = layerNorm(g, `${prefix}.layer_norm_1`, g.add(attn, x), H, norm);
+  const ff1 = activation(
+    g,
+    cfg.hidden_act,
+    linear(g, `${prefix}.feed_forward.linear_1`, inter, H, cfg.feedforward_size),
+  );
+  const ff = linear(g, `${prefix}.feed_forward.linear_2`, ff1, cfg.feedforward_size, H);
+  return layerNorm(g, `${prefix}.layer_norm_2`, g.add(ff, inter), H, norm);
+}
+
+/** The encoder: factorized projection (`encoder.linear`) then `layers_num` layer applications. */
+export function encoder(
+  g: Graph,
+  cfg: AlbertConfig,
+  emb: Value,
+  bias: Value,
+  norm: NormOptions,
+): { projectedEmbedding: Value; layerOutputs: Value[] } {
+  const projected = cfg.factorized_embedding_parameterization
+    ? linear(g, "encoder.linear", emb, cfg.emb_size, cfg.hidden_size)
+    : emb;
+  const layerOutputs: Value[] = [];
+  let h = projected;
+  for (let i = 0; i < cfg.layers_num; i++) {
+    // Same prefix every layer = parameter sharing (Graph.param returns the same values).
+    const prefix = cfg.parameter_sharing ? "encoder.transformer" : `encoder.transformer.${i}`;
+    h = transformerLayer(g, cfg, prefix, h, bias, norm);
+    layerOutputs.push(h);
+  }
+  return { projectedEmbedding: projected, layerOutputs };
+}
+
+/** MLM head (`target.mlm.*`): h [...,H] → transform [...,E'] and logits [...,V]. */
+export function mlmHead(g: Graph, cfg: AlbertConfig, h: Value, norm: NormOptions): { transform: Value; logits: Value } {
+  const E = cfg.factorized_embedding_parameterization ? cfg.emb_size : cfg.hidden_size;
+  const t = activation(g, cfg.hidden_act, linear(g, "target.mlm.linear_1", h, cfg.hidden_size, E));
+  const transform = layerNorm(g, "target.mlm.layer_norm", t, E, norm);
+  return { transform, logits: linear(g, "target.mlm.linear_2", transform, E, vocabSize(cfg)) };
+}
+
+/** SOP head (`target.sp.*`): pooled = tanh(linear_1(h[:,0])) [B,H], logits [B,2]. */
+export function sopHead(g: Graph, cfg: AlbertConfig, h: Value): { pooled: Value; logits: Value } {
+  const H = cfg.hidden_size;
+  const first = g.gather(h, g.scalar(0, "I64"), 1); // [B,T,H] -> [B,H]
+  const pooled = g.tanh(linear(g, "target.sp.linear_1", first, H, H));
+  return { pooled, logits: linear(g, "target.sp.linear_2", pooled, H, 2) };
+}
+
+/** The whole backbone on `g`: inputs, embedding, encoder. Heads are added by the caller. */
+export function albert(g: Graph, cfg: AlbertConfig, opts: AlbertOptions): AlbertValues {
+  const inputs = albertInputs(g, opts);
+  const embeddingOutput = embedding(g, cfg, inputs, opts);
+  const bias = attentionBias(g, inputs);
+  const { projectedEmbedding, layerOutputs } = encoder(g, cfg, embeddingOutput, bias, opts);
+  return { inputs, embeddingOutput, projectedEmbedding, layerOutputs, encoderOutput: layerOutputs.at(-1)! };
+}
+
+/** Outputs an inference graph can expose (names as in the reference files). */
+export type AlbertOutput =
+  | "embedding_output"
+  | "projected_embedding"
+  | "layer_outputs"
+  | "encoder_output"
+  | "mlm_transform"
+  | "mlm_logits"
+  | "pooled_output"
+  | "sop_logits";
+
+/** Options of `inferenceGraph`. */
+export interface InferenceGraphOptions extends AlbertOptions {
+  /** Which outputs (default `["mlm_logits"]`). */
+  outputs?: AlbertOutput[];
+  /** Rename outputs (e.g. `{ mlm_logits: "logits" }` for transformers.js). */
+  outputNames?: Partial<Record<AlbertOutput, string>>;
+  /**
+   * Add an input `mlm_positions` (I64 [K], flat indices into B*T) and compute the MLM head only at
+   * those rows: `mlm_transform` [K,E], `mlm_logits` [K,V] (fill-mask needs only the [MASK] rows).
+   */
+  mlmPositions?: boolean;
+}
+
+/**
+ * The inference graph: params as graph inputs (UER names), outputs as asked.
+ *
+ * @example
+ * ```ts
+ * const g = inferenceGraph(cfg, { semantics: "uer", outputs: ["mlm_logits", "sop_logits"] });
+ * const { model } = toOnnx(g);
+ * ```
+ */
+export function inferenceGraph(cfg: AlbertConfig, opts: InferenceGraphOptions): Graph {
+  const g = new Graph();
+  const a = albert(g, cfg, opts);
+  const want = new Set<AlbertOutput>(opts.outputs ?? ["mlm_logits"]);
+  const name = (o: AlbertOutput) => opts.outputNames?.[o] ?? o;
+  const out = (o: AlbertOutput, v: () => Value) => {
+    if (want.has(o)) g.output(v(), name(o));
+  };
+  out("embedding_output", () => a.embeddingOutput);
+  if (want.has("projected_embedding") && !cfg.factorized_embedding_parameterization) {
+    throw new RangeError("Cannot output projected_embedding: the config has no factorized embedding");
+  }
+  out("projected_embedding", () => a.projectedEmbedding);
+  out("layer_outputs", () => g.concat(a.layerOutputs.map((h) => g.unsqueeze(h, [0])), 0)); // [layers,B,T,H]
+  if (want.has("encoder_output")) {
+    const h = a.encoderOutput;
+    // The last layer output may also be in layer_outputs (a different value, so no clash).
+    g.output(h, name("encoder_output"));
+  }
+  if (want.has("mlm_transform") || want.has("mlm_logits")) {
+    let h = a.encoderOutput;
+    if (opts.mlmPositions) {
+      const pos = g.input("mlm_positions", "I64", ["masked"]);
+      h = g.gather(g.reshape(h, [-1, cfg.hidden_size]), pos); // [B*T,H] -> [K,H]
+    }
+    const mlm = mlmHead(g, cfg, h, opts);
+    out("mlm_transform", () => mlm.transform);
+    out("mlm_logits", () => mlm.logits);
+  }
+  if (want.has("pooled_output") || want.has("sop_logits")) {
+    const sop = sopHead(g, cfg, a.encoderOutput);
+    out("pooled_output", () => sop.pooled);
+    out("sop_logits", () => sop.logits);
+  }
+  return g;
+}

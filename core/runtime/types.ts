@@ -1,0 +1,114 @@
+/**
+ * Types shared by the onnxruntime backends (node.ts, web.ts) and conversions between the project's
+ * `Tensor` and onnxruntime's tensor objects (the same shape in onnxruntime-node and -web).
+ * Browser compatible: no Deno APIs.
+ * @module
+ */
+import type { DType, Tensor } from "../tensor.ts";
+
+/** Where a session runs: native CPU (onnxruntime-node), WebGPU or wasm (onnxruntime-web). */
+export type Backend = "cpu" | "webgpu" | "wasm";
+/** `--device` values: `auto` = WebGPU on a hardware adapter, native CPU otherwise. */
+export type Device = "auto" | Backend;
+
+/** The subset of an onnxruntime tensor the wrappers use (node and web share it). */
+export interface OrtTensorLike {
+  readonly type: string;
+  readonly dims: readonly number[];
+  readonly data: unknown;
+  readonly location?: string;
+  getData?(releaseData?: boolean): Promise<unknown>;
+  dispose(): void;
+}
+
+/** An output left where the runtime produced it (e.g. a `gpu-buffer`), to feed back without a copy. */
+export interface DeviceTensor {
+  readonly kind: "device";
+  readonly dtype: DType;
+  readonly shape: number[];
+  /** "cpu" or "gpu-buffer". */
+  readonly location: string;
+  /** The runtime's tensor object (opaque to callers). */
+  readonly handle: OrtTensorLike;
+  /** Copies it into a host Tensor. */
+  download(): Promise<Tensor>;
+  /** Frees device memory. */
+  dispose(): void;
+}
+
+/** Options of `createSession`. */
+export interface SessionOptions {
+  device?: Device;
+  /** Intra-op threads (CPU; default onnxruntime's choice). */
+  threads?: number;
+  /** Outputs to keep on the GPU (`gpu-buffer`); true = all (WebGPU only). */
+  gpuOutputs?: boolean | string[];
+  /** Where to report the device `auto` chose (default console.error). */
+  log?: (line: string) => void;
+  /** External data files: path inside the model → bytes. */
+  externalData?: { path: string; data: Uint8Array }[];
+}
+
+/** A loaded model ready to run. */
+export interface Session {
+  readonly backend: Backend;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Runs and copies the fetched outputs (default all) to host Tensors. */
+  run(feeds: Record<string, Tensor | DeviceTensor>, fetches?: string[]): Promise<Record<string, Tensor>>;
+  /** Runs and returns outputs where they were produced (GPU buffers stay on the GPU). */
+  runDevice(feeds: Record<string, Tensor | DeviceTensor>, fetches?: string[]): Promise<Record<string, DeviceTensor>>;
+  release(): Promise<void>;
+}
+
+const TO_ORT: Partial<Record<DType, string>> = {
+  F32: "float32",
+  F64: "float64",
+  F16: "float16",
+  I64: "int64",
+  I32: "int32",
+  I16: "int16",
+  I8: "int8",
+  U8: "uint8",
+  BOOL: "bool",
+};
+const FROM_ORT: Record<string, DType> = Object.fromEntries(
+  Object.entries(TO_ORT).map(([k, v]) => [v, k as DType]),
+);
+
+/** onnxruntime type name of a dtype. */
+export function ortType(dtype: DType): string {
+  const t = TO_ORT[dtype];
+  if (!t) throw new TypeError(`Cannot feed a ${dtype} tensor to onnxruntime`);
+  return t;
+}
+
+/** Project dtype of an onnxruntime type name. */
+export function fromOrtType(type: string): DType {
+  const t = FROM_ORT[type];
+  if (!t) throw new TypeError(`Cannot read an onnxruntime ${type} tensor`);
+  return t;
+}
+
+/** True for a DeviceTensor. */
+export function isDeviceTensor(t: Tensor | DeviceTensor): t is DeviceTensor {
+  return (t as DeviceTensor).kind === "device";
+}
+
+/** Wraps an onnxruntime output as a DeviceTensor. */
+export function wrapOrt(t: OrtTensorLike): DeviceTensor {
+  const dtype = fromOrtType(t.type);
+  const shape = [...t.dims];
+  return {
+    kind: "device",
+    dtype,
+    shape,
+    location: t.location ?? "cpu",
+    handle: t,
+    async download(): Promise<Tensor> {
+      const data = (t.location && t.location !== "cpu" && t.getData ? await t.getData() : t.data) as Tensor["data"];
+      return { dtype, shape, data };
+    },
+    dispose: () => t.dispose(),
+  };
+}
