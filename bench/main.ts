@@ -5,7 +5,7 @@
  * @module
  */
 
-type Bench = () => Promise<Record<string, number>>;
+type Bench = () => Promise<unknown>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   tokenizer: async () => (await import("./tokenizer_bench.ts")).tokenizerBench,
@@ -15,7 +15,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
 
 if (import.meta.main) {
   const names = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
-  const results: Record<string, Record<string, number>> = {};
+  const results: Record<string, unknown> = {};
   for (const name of names) {
     const load = BENCHES[name];
     if (!load) {

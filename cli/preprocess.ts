@@ -1,11 +1,64 @@
 /**
- * `preprocess` subcommand (placeholder until its engine lands): reports that preprocess is not built yet.
+ * `preprocess` subcommand (UER-py `preprocess.py --data_processor albert`): flags → one
+ * `preprocessCorpus` call → a one-line summary on stdout (`--json`: a JSON object). A progress bar
+ * (lines/s, ETA) goes to stderr when it is a terminal, unless `--quiet`.
  * @module
  */
 import type { PreprocessOptions } from "./flags.ts";
-import { NotBuiltError } from "./not_built.ts";
+import { type PreprocessProgress, preprocessCorpus } from "../core/data/preprocess.ts";
+
+function progressBar(): ((p: PreprocessProgress) => void) | undefined {
+  if (!Deno.stderr.isTerminal()) return undefined;
+  const t0 = performance.now();
+  let last = 0;
+  const enc = new TextEncoder();
+  return (p) => {
+    const now = performance.now();
+    if (now - last < 200 && p.lines < p.totalLines) return;
+    last = now;
+    const s = (now - t0) / 1000;
+    const frac = p.totalLines ? Math.min(1, p.lines / p.totalLines) : 1;
+    const rate = p.lines / Math.max(s, 1e-3);
+    const eta = rate > 0 ? (p.totalLines - p.lines) / rate : 0;
+    const width = 30;
+    const bar = "#".repeat(Math.round(frac * width)).padEnd(width, ".");
+    const line = `\r[${bar}] ${(frac * 100).toFixed(1)}% ${p.lines}/${p.totalLines} lines ` +
+      `${Math.round(rate)} lines/s ETA ${eta.toFixed(0)}s `;
+    Deno.stderr.writeSync(enc.encode(line + (p.lines >= p.totalLines ? "\n" : "")));
+  };
+}
 
 /** Runs `preprocess`. */
-export function run(_opts: PreprocessOptions): Promise<void> {
-  return Promise.reject(new NotBuiltError("preprocess", "preprocess engine pending"));
+export async function run(opts: PreprocessOptions): Promise<void> {
+  const summary = await preprocessCorpus({
+    corpusPath: opts.corpusPath,
+    datasetPath: opts.datasetPath,
+    vocabPath: opts.vocabPath,
+    // NOTE: UER-py compares do_lower_case with the string "true".
+    doLowerCase: opts.doLowerCase === "true",
+    processesNum: opts.processesNum,
+    dataProcessor: opts.dataProcessor,
+    docsBufferSize: opts.docsBufferSize,
+    seqLength: opts.seqLength,
+    dupFactor: opts.dupFactor,
+    shortSeqProb: opts.shortSeqProb,
+    seed: opts.seed,
+    dynamicMasking: opts.dynamicMasking,
+    wholeWordMasking: opts.wholeWordMasking,
+    spanMasking: opts.spanMasking,
+    spanGeoProb: opts.spanGeoProb,
+    spanMaxLength: opts.spanMaxLength,
+    overwrite: opts.overwrite,
+    shard: opts.shard,
+    encodingErrors: opts.encodingErrors,
+  }, opts.quiet ? undefined : progressBar());
+  if (opts.json) {
+    console.log(JSON.stringify(summary));
+    return;
+  }
+  const replaced = summary.replacedLines ? `, ${summary.replacedLines} lines with invalid UTF-8 replaced` : "";
+  console.log(
+    `Wrote ${summary.count} instances from ${summary.corpusLines} lines (${summary.parts} part` +
+      `${summary.parts === 1 ? "" : "s"}${replaced}) to ${summary.datasetPath} in ${summary.seconds.toFixed(2)}s`,
+  );
 }

@@ -16,7 +16,6 @@
  * @module
  */
 import type { PretrainOptions } from "./flags.ts";
-import { NotBuiltError } from "./not_built.ts";
 import { type AlbertConfig, validateConfig } from "../core/config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
@@ -41,6 +40,17 @@ import {
   type ReportSums,
 } from "../core/train/metrics.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
+import { paramShapes } from "../core/train/training_graph.ts";
+import {
+  allgatherJson,
+  type Comm,
+  DataParallelTrainer,
+  gradientAverager,
+  launchFailure,
+  type RankDevice,
+  startDistributed,
+  syncParams,
+} from "../core/dist/mod.ts";
 
 /** What must match for a checkpoint to resume rather than start a new run. */
 interface RunIdentity {
@@ -56,6 +66,8 @@ interface RunIdentity {
 interface CheckpointExtra {
   run: RunIdentity;
   loader: LoaderState;
+  /** Data-parallel runs: every rank's loader position, by rank (`loader` is rank 0's). */
+  loaders?: LoaderState[];
   sums: ReportSums;
   total_steps: number;
 }
@@ -70,12 +82,6 @@ function fail(msg: string): never {
 }
 
 function checkFlags(opts: PretrainOptions): void {
-  if (opts.worldSize > 1 || opts.gpuRanks.length > 1) {
-    throw new NotBuiltError(
-      `pretrain --world_size ${opts.worldSize}${opts.gpuRanks.length ? ` --gpu_ranks ${opts.gpuRanks.join(" ")}` : ""}`,
-      "data-parallel training is a separate issue; run with --world_size 1",
-    );
-  }
   const dp = opts.dataProcessor ?? opts.config.data_processor;
   if (dp !== "albert") {
     fail(
@@ -199,7 +205,24 @@ function duration(s: number): string {
 /** Runs `pretrain`. */
 export async function run(opts: PretrainOptions): Promise<void> {
   checkFlags(opts);
-  const info = (s: string) => void (!opts.quiet && console.error(s));
+  // Data parallel (core/dist): outside mpirun, --world_size N > 1 re-runs this command as N ranks under
+  // mpirun and waits; under mpirun (or with one rank) this process trains as its rank.
+  const dist = await startDistributed({ worldSize: opts.worldSize, gpuRanks: opts.gpuRanks, device: opts.device });
+  if (dist.kind === "launched") {
+    const err = launchFailure(dist.result, opts.worldSize);
+    if (err) throw err;
+    return;
+  }
+  await runRank(opts, dist.comm, dist.device);
+  // Only after success: a failing rank exits without finalizing, and mpirun then ends the others.
+  dist.comm.finalize();
+}
+
+/** One rank's run (the whole run with one rank). Rank 0 alone prints, writes metrics and checkpoints. */
+async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice): Promise<void> {
+  const lead = comm.rank === 0; // UER-py: `global_rank == 0` reports and saves
+  const info = (s: string) => void (lead && !opts.quiet && console.error(s));
+  if (rankDevice.note) info(rankDevice.note);
   const enc = new TextEncoder();
 
   const vocab = await readVocabFile(opts.vocabPath!, "uer");
@@ -213,7 +236,7 @@ export async function run(opts: PretrainOptions): Promise<void> {
     batch_size: opts.batchSize,
     seed: opts.seed,
     instances_buffer_size: opts.instancesBufferSize,
-    world_size: opts.worldSize,
+    world_size: comm.size,
     accumulation_steps: opts.accumulationSteps,
   };
 
@@ -261,14 +284,23 @@ export async function run(opts: PretrainOptions): Promise<void> {
   } else {
     params = initParams(config, opts.seed);
   }
+  syncParams(comm, params); // every rank starts from rank 0's weights, as DDP does
 
   const trainer = await Trainer.create({
     config,
     params,
     moments,
-    device: opts.device,
+    device: rankDevice.device,
     accumulationSteps: opts.accumulationSteps,
     weightDecay: 0.01,
+    // Data parallel: ranks on one machine share its cores; gradients are averaged between the halves.
+    ...(comm.size > 1
+      ? {
+        threads: Math.max(1, Math.floor(navigator.hardwareConcurrency / comm.localSize)),
+        averageGradients: gradientAverager(comm, paramShapes(config)),
+        log: lead ? undefined : () => {},
+      }
+      : {}),
   });
   try {
     const rng = new PyRandom(opts.seed); // set_seed(seed): python `random`
@@ -285,13 +317,13 @@ export async function run(opts: PretrainOptions): Promise<void> {
     const loader = new AlbertLoader(instanceSource(ds), {
       batchSize: opts.batchSize,
       instancesBufferSize: opts.instancesBufferSize,
-      rank: 0,
-      worldSize: opts.worldSize,
+      rank: comm.rank,
+      worldSize: comm.size,
       rng,
       masker,
       padId: vocab.padId,
     });
-    if (resume) loader.restore(resume.loader);
+    if (resume) loader.restore(resume.loaders?.[comm.rank] ?? resume.loader);
     const schedule = makeSchedule({
       scheduler: opts.scheduler,
       learningRate: opts.learningRate,
@@ -308,11 +340,11 @@ export async function run(opts: PretrainOptions): Promise<void> {
     if (resume && (await exists(paths.jsonl))) {
       records = parseRecords(await Deno.readTextFile(paths.jsonl)).filter((r) => r.step <= startStep);
     }
-    await writeFileAtomic(paths.jsonl, records.map((r) => JSON.stringify(r) + "\n").join(""));
+    if (lead) await writeFileAtomic(paths.jsonl, records.map((r) => JSON.stringify(r) + "\n").join(""));
     const title = `pretrain ${opts.outputModelPath}`;
-    const logFile = opts.logPath ? await Deno.open(opts.logPath, { create: true, append: true }) : undefined;
+    const logFile = opts.logPath && lead ? await Deno.open(opts.logPath, { create: true, append: true }) : undefined;
 
-    const tty = !opts.quiet && !opts.json && Deno.stderr.isTerminal();
+    const tty = lead && !opts.quiet && !opts.json && Deno.stderr.isTerminal();
     let progressShown = false;
     const clearProgress = () => {
       if (progressShown) Deno.stderr.writeSync(enc.encode("\r\x1b[2K"));
@@ -329,12 +361,12 @@ export async function run(opts: PretrainOptions): Promise<void> {
       : undefined;
 
     const onReport = async (r: Report) => {
+      if (!lead) return;
       const rec = reportRecord(r);
       records.push(rec);
       const line = formatReport(r);
       clearProgress();
-      if (opts.json) console.log(JSON.stringify(rec));
-      else if (!opts.quiet) console.log(line);
+      if (!opts.quiet) console.log(opts.json ? JSON.stringify(rec) : line);
       if (logFile) await logFile.write(enc.encode(line + "\n"));
       const f = await Deno.open(paths.jsonl, { append: true, create: true });
       try {
@@ -346,10 +378,14 @@ export async function run(opts: PretrainOptions): Promise<void> {
     };
 
     const onCheckpoint = async (step: number, state: { loader: LoaderState; sums: ReportSums }) => {
+      // Every rank hands its loader position to rank 0, which alone writes the checkpoint.
+      const loaders = comm.size > 1 ? allgatherJson(comm, state.loader) : undefined;
+      if (!lead) return;
       const path = `${opts.outputModelPath}-${step}`;
       const extra: CheckpointExtra = {
         run: identity,
         loader: state.loader,
+        ...(loaders ? { loaders } : {}),
         sums: state.sums,
         total_steps: opts.totalSteps,
       };
@@ -371,14 +407,14 @@ export async function run(opts: PretrainOptions): Promise<void> {
     );
     try {
       await trainLoop({
-        trainer,
+        trainer: comm.size > 1 ? new DataParallelTrainer(trainer, comm) : trainer,
         loader,
         schedule,
         totalSteps: opts.totalSteps,
         reportSteps: opts.reportSteps,
         saveCheckpointSteps: opts.saveCheckpointSteps,
         batchSize: opts.batchSize,
-        worldSize: opts.worldSize,
+        worldSize: comm.size,
         startStep,
         sums: resume?.sums,
         onStep,
