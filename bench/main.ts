@@ -9,6 +9,7 @@ type Bench = () => Promise<unknown>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   tokenizer: async () => (await import("./tokenizer_bench.ts")).tokenizerBench,
+  preprocess: async () => (await import("./preprocess_bench.ts")).preprocessBench,
   convert: async () => (await import("./convert_bench.ts")).convertBench,
   infer: async () => (await import("./infer_bench.ts")).inferBench,
 };

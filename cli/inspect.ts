@@ -48,6 +48,8 @@ export async function run(opts: InspectOptions): Promise<void> {
         `${s.instancesWithoutMask} instances without a masked token`,
     );
   }
-  console.log(`SOP: ${s.wrongOrder} swapped (is_wrong_order 1), ${s.count - s.wrongOrder} in order ` +
-    `(${s.count ? (100 * s.wrongOrder / s.count).toFixed(1) : "0.0"} % swapped)`);
+  console.log(
+    `SOP: ${s.wrongOrder} swapped (is_wrong_order 1), ${s.count - s.wrongOrder} in order ` +
+      `(${s.count ? (100 * s.wrongOrder / s.count).toFixed(1) : "0.0"} % swapped)`,
+  );
 }

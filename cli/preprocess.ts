@@ -5,7 +5,7 @@
  * @module
  */
 import type { PreprocessOptions } from "./flags.ts";
-import { type PreprocessProgress, preprocessCorpus } from "../core/data/preprocess.ts";
+import { preprocessCorpus, type PreprocessProgress } from "../core/data/preprocess.ts";
 
 function progressBar(): ((p: PreprocessProgress) => void) | undefined {
   if (!Deno.stderr.isTerminal()) return undefined;

@@ -1,0 +1,586 @@
+/**
+ * The preprocessed dataset as a zarr v3 group (DESIGN.md §4) — the one writer and the one reader of
+ * what `preprocess` produces and `pretrain` consumes (UER-py's pickled `dataset.pt` instead holds one
+ * pickle per instance, `uer/utils/dataset.py`).
+ *
+ * Layout of a dataset `D`:
+ * ```
+ * D/zarr.json                  group; attributes = DatasetAttributes (format, flags, vocab hash, parts)
+ * D/parts/<k>/src              [n, seq_length] uint16 (int32 when the vocab has > 65536 ids), [PAD]=0 padded
+ * D/parts/<k>/length           [n] unpadded length of src
+ * D/parts/<k>/seg_pos          [n, 2] len([CLS] A [SEP]), len(src)
+ * D/parts/<k>/is_wrong_order   [n] uint8 SOP label
+ * D/parts/<k>/mlm_pos          [n, P] masked positions, 0-padded (static masking only; P = max(1, round(0.15 L)))
+ * D/parts/<k>/mlm_id           [n, P] original ids at those positions
+ * ```
+ * Part k is written by worker k alone (its line range of the corpus), so parallel workers write
+ * disjoint files of one dataset and nothing is merged; instance order is part order, as UER-py's
+ * merged file. Several datasets made with `--shard K/N` combine by putting them in one folder:
+ * `openDataset(folder)` reads every shard dataset inside it in shard order as one dataset (all N
+ * shards, identical flags and vocab required). Not browser compatible (file system).
+ * @module
+ */
+
+import * as zarr from "zarrita";
+import FileSystemStore from "@zarrita/storage/fs";
+import type { AlbertInstance } from "./albert_dataset.ts";
+import { numToPredict } from "./masking.ts";
+
+/** `format` attribute of a dataset group. */
+export const DATASET_FORMAT = "uer-ts.dataset";
+/** Version of the layout above; readers refuse other versions. */
+export const DATASET_FORMAT_VERSION = 1;
+
+/** One part: which worker range it holds and how many instances. */
+export interface DatasetPart {
+  /** Group path inside the dataset, e.g. `parts/0`. */
+  path: string;
+  count: number;
+  /** 0-based corpus line range `[start, end)` the worker read. */
+  lines: [number, number];
+}
+
+/** Group attributes of a dataset (snake_case, as UER-py's flags). */
+export interface DatasetAttributes {
+  format: string;
+  format_version: number;
+  data_processor: "albert";
+  tokenizer: "bert";
+  do_lower_case: boolean;
+  vocab_hash: string;
+  vocab_size: number;
+  special_ids: { pad: number; unk: number; cls: number; sep: number; mask: number };
+  seq_length: number;
+  seed: number;
+  dup_factor: number;
+  short_seq_prob: number;
+  docs_buffer_size: number;
+  dynamic_masking: boolean;
+  whole_word_masking: boolean;
+  span_masking: boolean;
+  span_geo_prob: number;
+  span_max_length: number;
+  processes_num: number;
+  /** `--shard K/N` (0-based K), or null for a whole-corpus dataset. */
+  shard: { index: number; count: number } | null;
+  corpus: { name: string; bytes: number; lines: number };
+  encoding_errors: "strict" | "replace";
+  replaced_lines: number;
+  token_dtype: "uint16" | "int32";
+  chunk_rows: number;
+  max_predictions: number;
+  count: number;
+  parts: DatasetPart[];
+}
+
+/** Rows per chunk: about 1 MiB of uint16 tokens per `src` chunk. */
+export function chunkRowsFor(seqLength: number): number {
+  const rows = 2 ** Math.floor(Math.log2(524288 / seqLength));
+  return Math.min(8192, Math.max(256, rows));
+}
+
+type IntDtype = "uint8" | "uint16" | "int32";
+type IntArray = Uint8Array | Uint16Array | Int32Array;
+
+function allocate(dtype: IntDtype, n: number): IntArray {
+  return dtype === "uint8" ? new Uint8Array(n) : dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n);
+}
+
+const PROVISIONAL_ROWS = 2 ** 40;
+
+interface Column {
+  name: string;
+  dtype: IntDtype;
+  width: number; // 0 = 1-D
+  buf: IntArray;
+  arr?: zarr.Array<IntDtype, FileSystemStore>;
+}
+
+/** Shape facts a part writer needs. */
+export interface PartLayout {
+  seqLength: number;
+  tokenDtype: "uint16" | "int32";
+  staticMasking: boolean;
+  chunkRows: number;
+}
+
+/** The layout for a dataset of these settings. */
+export function partLayout(seqLength: number, vocabSize: number, staticMasking: boolean): PartLayout {
+  return {
+    seqLength,
+    tokenDtype: vocabSize <= 65536 ? "uint16" : "int32",
+    staticMasking,
+    chunkRows: chunkRowsFor(seqLength),
+  };
+}
+
+/**
+ * Streams instances into one part (`<dir>` becomes the part's group): rows are buffered per chunk and
+ * each full chunk is written at once; `close()` writes the final shapes.
+ *
+ * @example
+ * ```ts
+ * const w = await PartWriter.create("tmp/parts/0", partLayout(128, 21128, true));
+ * await w.append(instance);
+ * const n = await w.close();
+ * ```
+ */
+export class PartWriter {
+  readonly layout: PartLayout;
+  #root: zarr.Group<FileSystemStore>;
+  #cols: Column[];
+  #row = 0; // rows in the current chunk
+  #chunk = 0; // index of the current chunk
+  count = 0;
+
+  private constructor(layout: PartLayout, root: zarr.Group<FileSystemStore>, cols: Column[]) {
+    this.layout = layout;
+    this.#root = root;
+    this.#cols = cols;
+  }
+
+  /** Creates the part group and its arrays under `dir`. */
+  static async create(dir: string, layout: PartLayout): Promise<PartWriter> {
+    const root = await zarr.create(new FileSystemStore(dir));
+    const L = layout.seqLength;
+    const posType: IntDtype = L <= 65535 ? "uint16" : "int32";
+    const P = numToPredict(L);
+    const specs: [string, IntDtype, number][] = [
+      ["src", layout.tokenDtype, L],
+      ["length", posType, 0],
+      ["seg_pos", posType, 2],
+      ["is_wrong_order", "uint8", 0],
+    ];
+    if (layout.staticMasking) specs.push(["mlm_pos", posType, P], ["mlm_id", layout.tokenDtype, P]);
+    const R = layout.chunkRows;
+    const cols: Column[] = specs.map(([name, dtype, width]) => ({
+      name,
+      dtype,
+      width,
+      buf: allocate(dtype, R * Math.max(1, width)),
+    }));
+    const w = new PartWriter(layout, root, cols);
+    for (const c of cols) c.arr = await w.#createArray(c, PROVISIONAL_ROWS);
+    return w;
+  }
+
+  #createArray(c: Column, rows: number): Promise<zarr.Array<IntDtype, FileSystemStore>> {
+    const R = this.layout.chunkRows;
+    return zarr.create(this.#root.resolve(c.name), {
+      shape: c.width ? [rows, c.width] : [rows],
+      chunkShape: c.width ? [R, c.width] : [R],
+      dtype: c.dtype,
+      fillValue: 0,
+      codecs: [{ name: "bytes", configuration: { endian: "little" } }],
+    }) as Promise<zarr.Array<IntDtype, FileSystemStore>>;
+  }
+
+  /** Adds one instance (src ≤ seq_length ids; targets ≤ max predictions). */
+  async append(ins: AlbertInstance): Promise<void> {
+    const L = this.layout.seqLength;
+    const r = this.#row;
+    const [src, len, seg, wrong, mpos, mid] = this.#cols;
+    const n = ins.src.length;
+    if (n > L) throw new RangeError(`instance of ${n} ids exceeds seq_length ${L}`);
+    src.buf.set(ins.src, r * L);
+    len.buf[r] = n;
+    seg.buf[2 * r] = ins.segPos[0];
+    seg.buf[2 * r + 1] = ins.segPos[1];
+    wrong.buf[r] = ins.isWrongOrder;
+    if (mpos) {
+      const P = mpos.width;
+      const t = ins.tgtMlm ?? [];
+      if (t.length > P) throw new RangeError(`instance has ${t.length} masked positions, more than ${P}`);
+      for (let k = 0; k < t.length; k++) {
+        mpos.buf[r * P + k] = t[k][0];
+        mid.buf[r * P + k] = t[k][1];
+      }
+    }
+    this.count++;
+    if (++this.#row === this.layout.chunkRows) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#row === 0) return;
+    const R = this.layout.chunkRows;
+    const c0 = this.#chunk * R;
+    await Promise.all(
+      this.#cols.map((c) =>
+        zarr.set(c.arr!, c.width ? [zarr.slice(c0, c0 + R), null] : [zarr.slice(c0, c0 + R)], {
+          data: c.buf,
+          shape: c.width ? [R, c.width] : [R],
+          stride: c.width ? [c.width, 1] : [1],
+        } as never)
+      ),
+    );
+    for (const c of this.#cols) c.buf.fill(0);
+    this.#chunk++;
+    this.#row = 0;
+  }
+
+  /** Writes the last (zero-padded) chunk and the final array shapes; returns the instance count. */
+  async close(): Promise<number> {
+    await this.#flush();
+    for (const c of this.#cols) c.arr = await this.#createArray(c, this.count);
+    return this.count;
+  }
+}
+
+/** Writes the dataset group's `zarr.json` with its attributes. */
+export async function writeDatasetAttributes(dir: string, attrs: DatasetAttributes): Promise<void> {
+  await zarr.create(new FileSystemStore(dir), { attributes: attrs as unknown as Record<string, unknown> });
+}
+
+/** One instance as read back: `src` unpadded, targets as sorted `[pos, original id]` pairs. */
+export interface DatasetInstance {
+  src: Int32Array;
+  /** Empty with dynamic masking. */
+  tgtMlm: [number, number][];
+  isWrongOrder: 0 | 1;
+  segPos: [number, number];
+}
+
+/** What `inspect` prints about a dataset. */
+export interface DatasetSummary {
+  count: number;
+  /** Ids over all instances, `[CLS]`/`[SEP]` included, padding excluded. */
+  tokens: number;
+  meanLength: number;
+  /** Instances shorter than seq_length. */
+  padded: number;
+  lengthHistogram: { from: number; to: number; count: number }[];
+  masked: number;
+  /** masked / tokens; null with dynamic masking. */
+  maskedFraction: number | null;
+  instancesWithoutMask: number;
+  /** Instances with is_wrong_order 1. */
+  wrongOrder: number;
+  wrongOrderFraction: number;
+}
+
+interface LoadedChunk {
+  src: IntArray;
+  length: IntArray;
+  segPos: IntArray;
+  wrong: IntArray;
+  mlmPos?: IntArray;
+  mlmId?: IntArray;
+  rows: number;
+}
+
+interface PartHandle {
+  base: string; // dataset folder holding this part
+  path: string;
+  count: number;
+  first: number; // global index of its first instance
+  arrays?: Promise<zarr.Array<IntDtype, FileSystemStore>[]>;
+}
+
+/**
+ * Reads a dataset (or a folder of `--shard` datasets) instance by instance. Chunks are decoded once
+ * and cached (a few most recent), so sequential or clustered reads cost a copy per instance.
+ */
+export class DatasetReader {
+  readonly path: string;
+  readonly attrs: DatasetAttributes;
+  readonly count: number;
+  readonly seqLength: number;
+  /** False when the dataset was made with `--dynamic_masking` (mask in the loader). */
+  readonly staticMasking: boolean;
+  /** The shard datasets it combines (itself when it is one dataset). */
+  readonly sources: string[];
+  #parts: PartHandle[];
+  #cache = new Map<string, Promise<LoadedChunk>>();
+  #cacheLimit = 8;
+
+  constructor(path: string, attrs: DatasetAttributes, parts: PartHandle[], sources: string[]) {
+    this.path = path;
+    this.attrs = attrs;
+    this.#parts = parts;
+    this.sources = sources;
+    this.count = parts.reduce((s, p) => s + p.count, 0);
+    this.seqLength = attrs.seq_length;
+    this.staticMasking = !attrs.dynamic_masking;
+  }
+
+  #locate(i: number): [PartHandle, number] {
+    if (!(Number.isInteger(i) && i >= 0 && i < this.count)) {
+      throw new RangeError(`Cannot read instance ${i} of dataset "${this.path}": it has ${this.count} instances`);
+    }
+    let lo = 0, hi = this.#parts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#parts[mid].first <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    const p = this.#parts[lo];
+    return [p, i - p.first];
+  }
+
+  #chunk(p: PartHandle, c: number): Promise<LoadedChunk> {
+    const key = `${p.base}\u0000${p.path}\u0000${c}`;
+    let hit = this.#cache.get(key);
+    if (hit) {
+      this.#cache.delete(key); // refresh LRU position
+      this.#cache.set(key, hit);
+      return hit;
+    }
+    hit = this.#loadChunk(p, c);
+    this.#cache.set(key, hit);
+    hit.catch(() => this.#cache.delete(key));
+    while (this.#cache.size > this.#cacheLimit) this.#cache.delete(this.#cache.keys().next().value!);
+    return hit;
+  }
+
+  async #loadChunk(p: PartHandle, c: number): Promise<LoadedChunk> {
+    if (!p.arrays) {
+      const root = zarr.root(new FileSystemStore(p.base));
+      const names = ["src", "length", "seg_pos", "is_wrong_order"];
+      if (this.staticMasking) names.push("mlm_pos", "mlm_id");
+      p.arrays = Promise.all(
+        names.map((n) =>
+          zarr.open.v3(root.resolve(`${p.path}/${n}`), { kind: "array" }) as Promise<
+            zarr.Array<IntDtype, FileSystemStore>
+          >
+        ),
+      );
+    }
+    const arrays = await p.arrays;
+    const chunks = await Promise.all(arrays.map((a) => a.getChunk(a.shape.length === 2 ? [c, 0] : [c])));
+    const data = chunks.map((ch) => ch.data as IntArray);
+    const R = arrays[0].chunks[0];
+    return {
+      src: data[0],
+      length: data[1],
+      segPos: data[2],
+      wrong: data[3],
+      mlmPos: data[4],
+      mlmId: data[5],
+      rows: Math.min(R, p.count - c * R),
+    };
+  }
+
+  /** Instance `i` (0-based, over all parts). */
+  async instance(i: number): Promise<DatasetInstance> {
+    const [p, local] = this.#locate(i);
+    const R = this.attrs.chunk_rows;
+    const ch = await this.#chunk(p, Math.floor(local / R));
+    return this.#row(ch, local % R);
+  }
+
+  /** Instances `[start, end)` in order. */
+  async instances(start: number, end: number): Promise<DatasetInstance[]> {
+    const out: DatasetInstance[] = [];
+    for (let i = start; i < end; i++) out.push(await this.instance(i));
+    return out;
+  }
+
+  /** Count, length histogram, masked fraction and SOP balance over every instance (chunk by chunk). */
+  async summary(): Promise<DatasetSummary> {
+    const L = this.seqLength;
+    const buckets = Math.min(8, L);
+    const width = Math.ceil((L + 1) / buckets);
+    const hist = Array.from({ length: buckets }, (_, b) => ({
+      from: b * width,
+      to: Math.min(L, (b + 1) * width - 1),
+      count: 0,
+    }));
+    let tokens = 0, masked = 0, wrong = 0, padded = 0, noMask = 0;
+    const R = this.attrs.chunk_rows;
+    const P = this.attrs.max_predictions;
+    for (const p of this.#parts) {
+      for (let c = 0; c * R < p.count; c++) {
+        const ch = await this.#chunk(p, c);
+        for (let r = 0; r < ch.rows; r++) {
+          const n = ch.length[r];
+          tokens += n;
+          if (n < L) padded++;
+          hist[Math.min(buckets - 1, Math.floor(n / width))].count++;
+          wrong += ch.wrong[r];
+          if (ch.mlmPos) {
+            let k = 0;
+            while (k < P && ch.mlmPos[r * P + k] !== 0) k++;
+            masked += k;
+            if (k === 0) noMask++;
+          }
+        }
+      }
+    }
+    return {
+      count: this.count,
+      tokens,
+      meanLength: this.count ? tokens / this.count : 0,
+      padded,
+      lengthHistogram: hist,
+      masked,
+      maskedFraction: this.staticMasking ? (tokens ? masked / tokens : 0) : null,
+      instancesWithoutMask: noMask,
+      wrongOrder: wrong,
+      wrongOrderFraction: this.count ? wrong / this.count : 0,
+    };
+  }
+
+  #row(ch: LoadedChunk, r: number): DatasetInstance {
+    const L = this.seqLength;
+    const n = ch.length[r];
+    const src = Int32Array.from(ch.src.subarray(r * L, r * L + n));
+    const tgt: [number, number][] = [];
+    if (ch.mlmPos && ch.mlmId) {
+      const P = this.attrs.max_predictions;
+      for (let k = 0; k < P; k++) {
+        const pos = ch.mlmPos[r * P + k];
+        if (pos === 0) break;
+        tgt.push([pos, ch.mlmId[r * P + k]]);
+      }
+    }
+    return {
+      src,
+      tgtMlm: tgt,
+      isWrongOrder: ch.wrong[r] as 0 | 1,
+      segPos: [ch.segPos[2 * r], ch.segPos[2 * r + 1]],
+    };
+  }
+}
+
+async function readAttributes(dir: string): Promise<DatasetAttributes | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dir}/zarr.json`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  let meta: { node_type?: string; attributes?: Partial<DatasetAttributes> };
+  try {
+    meta = JSON.parse(text);
+  } catch {
+    throw new SyntaxError(`Cannot open dataset "${dir}": zarr.json is not valid JSON`);
+  }
+  const a = meta.attributes ?? {};
+  if (meta.node_type !== "group" || a.format !== DATASET_FORMAT) {
+    throw new TypeError(
+      `Cannot open dataset "${dir}": not a uer-ts dataset (format ${JSON.stringify(a.format ?? null)})` +
+        `\n  hint: make one with \`preprocess --data_processor albert\``,
+    );
+  }
+  if (a.format_version !== DATASET_FORMAT_VERSION) {
+    throw new TypeError(
+      `Cannot open dataset "${dir}": format version is ${a.format_version}, this build reads ${DATASET_FORMAT_VERSION}` +
+        `\n  hint: run preprocess again with this version`,
+    );
+  }
+  return a as DatasetAttributes;
+}
+
+// Flags that must agree between shards combined into one dataset.
+const SHARD_KEYS: (keyof DatasetAttributes)[] = [
+  "data_processor",
+  "vocab_hash",
+  "do_lower_case",
+  "seq_length",
+  "seed",
+  "dup_factor",
+  "short_seq_prob",
+  "dynamic_masking",
+  "whole_word_masking",
+  "span_masking",
+  "span_geo_prob",
+  "span_max_length",
+  "processes_num",
+  "token_dtype",
+  "chunk_rows",
+  "corpus",
+];
+
+/**
+ * Opens a dataset written by `preprocess`, or a folder whose sub-folders are the N datasets of a
+ * `--shard K/N` run (read in shard order as one dataset).
+ *
+ * @example
+ * ```ts
+ * const ds = await openDataset("dataset_seq128");
+ * const first = await ds.instance(0); // { src, tgtMlm, isWrongOrder, segPos }
+ * ```
+ */
+export async function openDataset(path: string): Promise<DatasetReader> {
+  const clean = path.replace(/\/+$/, "") || "/";
+  let stat: Deno.FileInfo;
+  try {
+    stat = await Deno.stat(clean);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot open dataset "${path}": no such directory\n  hint: pass --dataset_path of a preprocessed dataset`,
+      );
+    }
+    throw e;
+  }
+  if (!stat.isDirectory) throw new TypeError(`Cannot open dataset "${path}": not a directory`);
+  const own = await readAttributes(clean);
+  if (own) {
+    const parts = handles(clean, own);
+    return new DatasetReader(clean, own, parts, [clean]);
+  }
+  // A folder of shard datasets.
+  const shards: { dir: string; attrs: DatasetAttributes }[] = [];
+  for await (const e of Deno.readDir(clean)) {
+    if (!e.isDirectory || e.name.startsWith(".")) continue;
+    const attrs = await readAttributes(`${clean}/${e.name}`);
+    if (attrs) shards.push({ dir: `${clean}/${e.name}`, attrs });
+  }
+  if (shards.length === 0) {
+    throw new TypeError(
+      `Cannot open dataset "${path}": no zarr.json and no shard datasets inside` +
+        `\n  hint: pass --dataset_path of a preprocessed dataset or of a folder of --shard K/N outputs`,
+    );
+  }
+  shards.sort((a, b) => (a.attrs.shard?.index ?? 0) - (b.attrs.shard?.index ?? 0));
+  const first = shards[0].attrs;
+  const n = first.shard?.count;
+  for (const s of shards) {
+    if (!s.attrs.shard || s.attrs.shard.count !== n) {
+      throw new TypeError(`Cannot combine "${s.dir}" into dataset "${path}": it is not one of ${n ?? "N"} shards`);
+    }
+    for (const k of SHARD_KEYS) {
+      if (JSON.stringify(s.attrs[k]) !== JSON.stringify(first[k])) {
+        throw new TypeError(
+          `Cannot combine "${s.dir}" into dataset "${path}": --${k} differs from "${shards[0].dir}"` +
+            `\n  hint: make every shard with the same flags and vocab`,
+        );
+      }
+    }
+  }
+  const have = shards.map((s) => s.attrs.shard!.index);
+  const missing = Array.from({ length: n! }, (_, i) => i).filter((i) => !have.includes(i));
+  if (missing.length > 0 || have.length !== n) {
+    throw new TypeError(
+      `Cannot open dataset "${path}": shards ${missing.length ? missing.join(", ") : "duplicated"} of ${n} ` +
+        `are missing\n  hint: run preprocess --shard K/${n} for each missing K into this folder`,
+    );
+  }
+  const parts: PartHandle[] = [];
+  let total = 0;
+  for (const s of shards) {
+    for (const h of handles(s.dir, s.attrs, total)) parts.push(h);
+    total += s.attrs.count;
+  }
+  const attrs: DatasetAttributes = {
+    ...first,
+    shard: null,
+    count: total,
+    replaced_lines: shards.reduce((a, s) => a + s.attrs.replaced_lines, 0),
+    parts: parts.map((p) => ({ path: `${p.base.slice(clean.length + 1)}/${p.path}`, count: p.count, lines: [0, 0] })),
+  };
+  attrs.parts.forEach((p, i) => (p.lines = shards.flatMap((s) => s.attrs.parts)[i].lines));
+  return new DatasetReader(clean, attrs, parts, shards.map((s) => s.dir));
+}
+
+function handles(dir: string, attrs: DatasetAttributes, offset = 0): PartHandle[] {
+  const out: PartHandle[] = [];
+  let first = offset;
+  for (const p of attrs.parts) {
+    out.push({ base: dir, path: p.path, count: p.count, first });
+    first += p.count;
+  }
+  return out;
+}

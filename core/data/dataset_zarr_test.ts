@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import * as zarr from "zarrita";
+import FileSystemStore from "@zarrita/storage/fs";
+import type { AlbertInstance } from "./albert_dataset.ts";
+import {
+  chunkRowsFor,
+  DATASET_FORMAT,
+  DATASET_FORMAT_VERSION,
+  type DatasetAttributes,
+  openDataset,
+  partLayout,
+  PartWriter,
+  writeDatasetAttributes,
+} from "./dataset_zarr.ts";
+import { PyRandom } from "./py_random.ts";
+
+function randomInstances(n: number, seqLength: number, seed: number): AlbertInstance[] {
+  const r = new PyRandom(seed);
+  return Array.from({ length: n }, () => {
+    const len = r.randint(4, seqLength);
+    const a = r.randint(2, len - 1);
+    const src = Array.from({ length: len }, () => r.randint(104, 21127));
+    const pos = [...new Set(Array.from({ length: r.randint(1, 3) }, () => r.randint(1, len - 1)))].sort((x, y) =>
+      x - y
+    );
+    return {
+      src,
+      tgtMlm: pos.map((p) => [p, r.randint(104, 21127)] as [number, number]),
+      isWrongOrder: r.randint(0, 1) as 0 | 1,
+      segPos: [a, len],
+    };
+  });
+}
+
+async function writeDataset(dir: string, parts: AlbertInstance[][], extra: Partial<DatasetAttributes>, seq = 20) {
+  const layout = { ...partLayout(seq, 21128, true), chunkRows: 16 };
+  const counts: number[] = [];
+  for (let k = 0; k < parts.length; k++) {
+    const w = await PartWriter.create(`${dir}/parts/${k}`, layout);
+    for (const ins of parts[k]) await w.append(ins);
+    counts.push(await w.close());
+  }
+  const attrs = {
+    format: DATASET_FORMAT,
+    format_version: DATASET_FORMAT_VERSION,
+    data_processor: "albert",
+    seq_length: seq,
+    dynamic_masking: false,
+    chunk_rows: 16,
+    max_predictions: 3,
+    vocab_hash: "h",
+    shard: null,
+    replaced_lines: 0,
+    count: counts.reduce((a, b) => a + b, 0),
+    parts: counts.map((c, k) => ({ path: `parts/${k}`, count: c, lines: [k, k + 1] })),
+    ...extra,
+  } as unknown as DatasetAttributes;
+  await writeDatasetAttributes(dir, attrs);
+}
+
+function plain(ins: AlbertInstance) {
+  return { src: ins.src, tgt: ins.tgtMlm, w: ins.isWrongOrder, seg: ins.segPos };
+}
+
+Deno.test("PartWriter + openDataset round-trip instances across chunks and parts", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const parts = [randomInstances(37, 20, 1), randomInstances(0, 20, 2), randomInstances(16, 20, 3)];
+    await writeDataset(dir, parts, {});
+    const ds = await openDataset(dir);
+    const all = parts.flat();
+    assert.equal(ds.count, all.length);
+    for (const i of [0, 15, 16, 36, 37, 52, 20, 3]) {
+      const g = await ds.instance(i);
+      assert.deepEqual(
+        { src: Array.from(g.src), tgt: g.tgtMlm, w: g.isWrongOrder, seg: g.segPos },
+        plain(all[i]),
+        `#${i}`,
+      );
+    }
+    assert.equal((await ds.instances(30, 40)).length, 10);
+    await assert.rejects(() => ds.instance(all.length), RangeError);
+    // Plain zarr readers see the arrays with their final shapes.
+    const arr = await zarr.open.v3(zarr.root(new FileSystemStore(dir)).resolve("parts/0/src"), { kind: "array" });
+    assert.deepEqual(arr.shape, [37, 20]);
+    assert.equal(arr.dtype, "uint16");
+    const s = await ds.summary();
+    assert.equal(s.count, all.length);
+    assert.equal(s.wrongOrder, all.filter((x) => x.isWrongOrder).length);
+    assert.equal(s.masked, all.reduce((a, x) => a + x.tgtMlm!.length, 0));
+    assert.equal(s.lengthHistogram.reduce((a, b) => a + b.count, 0), all.length);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("openDataset() reads a folder of --shard K/N datasets as one, in shard order", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const a = randomInstances(5, 20, 4), b = randomInstances(7, 20, 5);
+    await writeDataset(`${dir}/s1`, [b], { shard: { index: 1, count: 2 } });
+    await writeDataset(`${dir}/s0`, [a], { shard: { index: 0, count: 2 } });
+    const ds = await openDataset(dir);
+    assert.equal(ds.count, 12);
+    assert.deepEqual(Array.from((await ds.instance(5)).src), b[0].src);
+    assert.deepEqual(Array.from((await ds.instance(4)).src), a[4].src);
+    await Deno.remove(`${dir}/s1`, { recursive: true });
+    await assert.rejects(() => openDataset(dir), /shards 1 of 2 are missing/);
+    await writeDataset(`${dir}/s1`, [b], { shard: { index: 1, count: 2 }, seq_length: 24 }, 24);
+    await assert.rejects(() => openDataset(dir), /--seq_length differs/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("openDataset() refuses a missing path, a non-dataset and another format version", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(() => openDataset(`${dir}/nope`), Deno.errors.NotFound);
+    await assert.rejects(() => openDataset(dir), /no zarr.json and no shard datasets/);
+    await writeDataset(`${dir}/v9`, [randomInstances(2, 20, 6)], { format_version: 9 });
+    await assert.rejects(() => openDataset(`${dir}/v9`), /format version is 9/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("chunkRowsFor() keeps src chunks near 1 MiB", () => {
+  assert.equal(chunkRowsFor(128), 4096);
+  assert.equal(chunkRowsFor(512), 1024);
+  assert.equal(chunkRowsFor(48), 8192);
+});

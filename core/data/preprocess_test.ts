@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { lineRanges, parseShard, type PreprocessConfig, preprocessCorpus } from "./preprocess.ts";
+import { openDataset } from "./dataset_zarr.ts";
+import { refJsonl, refPath } from "../../tests/reference.ts";
+
+interface RefInstance {
+  src: number[];
+  pad_num: number;
+  tgt_mlm: [number, number][];
+  is_wrong_order: number;
+  seg_pos: [number, number];
+}
+
+function config(corpusPath: string, datasetPath: string, over: Partial<PreprocessConfig> = {}): PreprocessConfig {
+  return {
+    corpusPath,
+    datasetPath,
+    vocabPath: refPath("vocab/google_zh_vocab.txt"),
+    doLowerCase: true,
+    processesNum: 1,
+    dataProcessor: "albert",
+    docsBufferSize: 100000,
+    seqLength: 48,
+    dupFactor: 1,
+    shortSeqProb: 0.1,
+    seed: 7,
+    dynamicMasking: false,
+    wholeWordMasking: false,
+    spanMasking: false,
+    spanGeoProb: 0.2,
+    spanMaxLength: 10,
+    overwrite: false,
+    encodingErrors: "strict",
+    ...over,
+  };
+}
+
+async function readAll(path: string) {
+  const ds = await openDataset(path);
+  const out = [];
+  for (let i = 0; i < ds.count; i++) {
+    const g = await ds.instance(i);
+    out.push({ src: Array.from(g.src), tgt_mlm: g.tgtMlm, is_wrong_order: g.isWrongOrder, seg_pos: g.segPos });
+  }
+  return { ds, out };
+}
+
+const tmp = await Deno.makeTempDir();
+
+for (const [dir, seqLength] of [["train_trace", 64], ["train_trace_docs", 48]] as const) {
+  Deno.test(`preprocessCorpus() writes UER-py's instances for ${dir} (--processes_num 1 --seed 7 --dup_factor 1)`, async () => {
+    const out = `${tmp}/${dir}`;
+    const s = await preprocessCorpus(config(refPath(`albert-tiny/${dir}/corpus.txt`), out, { seqLength }));
+    const ref = await refJsonl<RefInstance>(`albert-tiny/${dir}/instances.jsonl`);
+    const { ds, out: got } = await readAll(out);
+    assert.equal(s.count, ref.length);
+    assert.deepEqual(
+      got,
+      ref.map((r) => ({ src: r.src, tgt_mlm: r.tgt_mlm, is_wrong_order: r.is_wrong_order, seg_pos: r.seg_pos })),
+    );
+    for (const r of ref) assert.equal(r.pad_num, seqLength - r.src.length);
+    assert.equal(ds.attrs.seq_length, seqLength);
+    assert.equal(ds.attrs.seed, 7);
+    assert.equal(ds.attrs.token_dtype, "uint16");
+    assert.match(ds.attrs.vocab_hash, /^[0-9a-f]{64}$/);
+  });
+}
+
+Deno.test("preprocessCorpus() splits --processes_num N like UER-py and equals the N shards combined", async () => {
+  const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
+  await preprocessCorpus(config(corpus, `${tmp}/p2`, { processesNum: 2, dupFactor: 2 }));
+  await preprocessCorpus(config(corpus, `${tmp}/shards/a`, { shard: "1/2", dupFactor: 2 }));
+  await preprocessCorpus(config(corpus, `${tmp}/shards/b`, { shard: "0/2", dupFactor: 2, forceWorkers: true }));
+  const p2 = await readAll(`${tmp}/p2`);
+  const shards = await readAll(`${tmp}/shards`);
+  assert.deepEqual(p2.ds.attrs.parts.map((p) => p.lines), lineRanges(240, 2));
+  assert.deepEqual(shards.out, p2.out);
+  assert.ok(p2.out.length > 0);
+  // Worker 0 reads lines [0, 120) re-seeded with 7: the same as a single-process run on those lines.
+  const head = (await Deno.readTextFile(corpus)).split("\n").slice(0, 120).join("\n") + "\n";
+  await Deno.writeTextFile(`${tmp}/head.txt`, head);
+  await preprocessCorpus(config(`${tmp}/head.txt`, `${tmp}/head`, { dupFactor: 2 }));
+  const headOut = (await readAll(`${tmp}/head`)).out;
+  assert.deepEqual(p2.out.slice(0, headOut.length), headOut);
+  assert.equal(p2.ds.attrs.parts[0].count, headOut.length);
+});
+
+Deno.test("preprocessCorpus() reads CRLF line ends and a BOM as UER-py's text mode does", async () => {
+  const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
+  const text = await Deno.readTextFile(corpus);
+  await Deno.writeTextFile(`${tmp}/crlf.txt`, "\ufeff" + text.replaceAll("\n", "\r\n"));
+  await preprocessCorpus(config(`${tmp}/crlf.txt`, `${tmp}/crlf`));
+  const ref = await refJsonl<RefInstance>("albert-tiny/train_trace_docs/instances.jsonl");
+  const got = (await readAll(`${tmp}/crlf`)).out;
+  assert.deepEqual(got.map((g) => g.src), ref.map((r) => r.src));
+});
+
+Deno.test("preprocessCorpus() with --dynamic_masking stores unmasked instances and forces dup_factor 1", async () => {
+  const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
+  await preprocessCorpus(config(corpus, `${tmp}/dyn`, { dynamicMasking: true, dupFactor: 5 }));
+  const { ds, out } = await readAll(`${tmp}/dyn`);
+  assert.equal(ds.attrs.dup_factor, 1);
+  assert.equal(ds.staticMasking, false);
+  assert.ok(out.every((o) => o.tgt_mlm.length === 0 && !o.src.includes(103)));
+});
+
+Deno.test("preprocessCorpus() leaves nothing under --dataset_path when it fails, and replaces bad UTF-8 on request", async () => {
+  const good = new TextEncoder().encode(await Deno.readTextFile(refPath("albert-tiny/train_trace_docs/corpus.txt")));
+  const bad = new Uint8Array([...good, 0xff, 0x41, 0x0a]);
+  await Deno.writeFile(`${tmp}/bad.txt`, bad);
+  const before = [...Deno.readDirSync(tmp)].length;
+  await assert.rejects(
+    () => preprocessCorpus(config(`${tmp}/bad.txt`, `${tmp}/bad_ds`)),
+    /line 241 is not valid UTF-8/,
+  );
+  assert.equal([...Deno.readDirSync(tmp)].length, before, "no dataset and no temporary folder left");
+  const s = await preprocessCorpus(config(`${tmp}/bad.txt`, `${tmp}/bad_ds`, { encodingErrors: "replace" }));
+  assert.equal(s.replacedLines, 1);
+  assert.equal((await openDataset(`${tmp}/bad_ds`)).attrs.replaced_lines, 1);
+});
+
+Deno.test("parseShard() and lineRanges() follow UER-py's split", () => {
+  assert.deepEqual(parseShard("2/4"), { index: 2, count: 4 });
+  assert.throws(() => parseShard("4/4"), /--shard "4\/4"/);
+  assert.throws(() => parseShard("x"), RangeError);
+  assert.deepEqual(lineRanges(10, 3), [[0, 3], [3, 6], [6, 10]]);
+});
+
+Deno.test({
+  name: "preprocess_test cleanup",
+  fn: async () => await Deno.remove(tmp, { recursive: true }),
+});

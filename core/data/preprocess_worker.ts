@@ -1,0 +1,240 @@
+/**
+ * One preprocessing worker: reads its line range of the corpus, tokenizes each line (UER-py
+ * `BertTokenizer`), builds ALBERT instances and streams them into its own dataset part — UER-py's
+ * `AlbertDataset.worker(proc_id, start, end)` (`uer/utils/dataset.py`), re-seeded with the same seed
+ * in every worker and reading the range `dup_factor` times. Runs in the calling thread
+ * (`runRange`) or as a Deno Worker (this module is the worker's entry: it answers one `RangeJob`
+ * message with progress messages and a result). NOT browser compatible: reads files (Deno), loads
+ * jieba (native) for whole-word masking.
+ * @module
+ */
+
+import { BertTokenizer, Vocab } from "../tokenizer/mod.ts";
+import { type AlbertDatasetOptions, type AlbertInstance, AlbertInstanceBuilder } from "./albert_dataset.ts";
+import { type EncodingErrors, isBlankLine, LineDecoder } from "./corpus_lines.ts";
+import { type PartLayout, PartWriter } from "./dataset_zarr.ts";
+import type { WholeWordSupport } from "./masking.ts";
+import { PyRandom } from "./py_random.ts";
+
+/** Everything a worker needs (structured-cloneable). */
+export interface RangeJob {
+  corpusPath: string;
+  /** Byte offset where line `lineStart` begins. */
+  byteStart: number;
+  /** Byte offset where the next range begins (or the file size): sizes the token cache. */
+  byteEnd: number;
+  /** UER-py range `[start, end)`; as UER-py, at least one line is read even when start == end. */
+  lineStart: number;
+  lineEnd: number;
+  partDir: string;
+  vocabText: string;
+  vocabPath: string;
+  doLowerCase: boolean;
+  options: Omit<AlbertDatasetOptions, "wholeWord">;
+  seed: number;
+  dupFactor: number;
+  encodingErrors: EncodingErrors;
+  layout: PartLayout;
+  /** The parsed vocab, when the job runs in the thread that read it (not sent to workers). */
+  vocab?: Vocab;
+}
+
+/** What a worker reports back. */
+export interface RangeResult {
+  count: number;
+  replacedLines: number;
+}
+
+const READ_BYTES = 1 << 20;
+/** Ranges up to this size keep their token ids in memory between dup_factor passes. */
+const CACHE_MAX_BYTES = 64 << 20;
+
+/** Token ids of a range's lines, kept for the passes after the first: [n, ids...] per line, -1 = blank. */
+class TokenCache {
+  buf = new Int32Array(1 << 16);
+  size = 0;
+
+  #reserve(n: number): void {
+    if (this.size + n <= this.buf.length) return;
+    const next = new Int32Array(Math.max(this.buf.length * 2, this.size + n));
+    next.set(this.buf.subarray(0, this.size));
+    this.buf = next;
+  }
+
+  add(ids: number[] | null): void {
+    this.#reserve(1 + (ids ? ids.length : 0));
+    if (!ids) {
+      this.buf[this.size++] = -1;
+      return;
+    }
+    this.buf[this.size++] = ids.length;
+    this.buf.set(ids, this.size);
+    this.size += ids.length;
+  }
+}
+
+/** Lines of `[byteStart ...)` in batches, decoded; stops at EOF. */
+async function* readLines(job: RangeJob, decoder: LineDecoder): AsyncGenerator<string[]> {
+  const file = await Deno.open(job.corpusPath, { read: true });
+  try {
+    await file.seek(job.byteStart, Deno.SeekMode.Start);
+    const buf = new Uint8Array(READ_BYTES);
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) {
+        const rest = decoder.push(new Uint8Array(0), true);
+        if (rest.length) yield rest;
+        return;
+      }
+      const lines = decoder.push(buf.subarray(0, n));
+      if (lines.length) yield lines;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+// jieba-rs's HMM fallback splits alphanumeric runs with `[a-zA-Z0-9]+(?:.\d+)?%?` (the dot is not
+// escaped), so "4-5db" becomes "4-5", "db" and "35%45%" stays one word, where Python jieba 0.42
+// (`finalseg.re_skip`, dot escaped) gives "4", "-", "5db" and "35%", "45%". Repair those words: re-split
+// them (with a following non-dictionary ASCII word from the same run) by Python's pattern.
+const RS_DOT = /^[a-zA-Z0-9]+[^a-zA-Z0-9.]\d+%?$/;
+const ASCII_WORD = /^[a-zA-Z0-9]+(?:\.\d+)?%?$/;
+const PY_SKIP = /([a-zA-Z0-9]+(?:\.\d+)?%?)/;
+
+/** Python jieba's segmentation from jieba-rs's (see the note above). */
+export function pythonJiebaWords(words: string[], inDict: (w: string) => boolean): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    if (!RS_DOT.test(words[i])) {
+      out.push(words[i]);
+      continue;
+    }
+    let buf = words[i];
+    if (i + 1 < words.length && ASCII_WORD.test(words[i + 1]) && !inDict(words[i + 1])) buf += words[++i];
+    for (const piece of buf.split(PY_SKIP)) if (piece !== "") out.push(piece);
+  }
+  return out;
+}
+
+/** jieba (as UER-py's `jieba.cut`) + the tokenizer, for `--whole_word_masking`. */
+async function wholeWordSupport(tok: BertTokenizer): Promise<WholeWordSupport> {
+  const { Jieba } = await import("@node-rs/jieba");
+  const { dict } = await import("@node-rs/jieba/dict.js");
+  const jieba = Jieba.withDict(dict);
+  let words: Set<string> | null = null;
+  const inDict = (w: string) => {
+    if (!words) {
+      words = new Set();
+      for (const line of new TextDecoder().decode(dict).split("\n")) words.add(line.split(" ")[0]);
+    }
+    return words.has(w);
+  };
+  return {
+    idsToTokens: (ids) => tok.convertIdsToTokens(Array.from(ids)),
+    wordToIds: (word) => tok.tokenizeToIds(word),
+    cut: (sentence) => pythonJiebaWords(jieba.cut(sentence, true), inDict),
+  };
+}
+
+/**
+ * Processes one line range into the part at `job.partDir`; `onProgress(lines)` gets the number of
+ * lines processed since the last call (all passes together).
+ */
+export async function runRange(job: RangeJob, onProgress?: (lines: number) => void): Promise<RangeResult> {
+  const vocab = job.vocab ?? Vocab.parse(job.vocabText, job.vocabPath, "uer");
+  const tok = new BertTokenizer(vocab, { mode: "uer", doLowerCase: job.doLowerCase });
+  const wholeWord = job.options.wholeWordMasking ? await wholeWordSupport(tok) : undefined;
+  const rng = new PyRandom(job.seed);
+  const builder = new AlbertInstanceBuilder(vocab, { ...job.options, wholeWord }, rng);
+  const writer = await PartWriter.create(job.partDir, job.layout);
+  const nLines = Math.max(job.lineEnd, job.lineStart + 1) - job.lineStart;
+  let pending: AlbertInstance[] = [];
+  const emit = (ins: AlbertInstance) => pending.push(ins);
+  const drain = async () => {
+    const batch = pending;
+    pending = [];
+    for (const ins of batch) await writer.append(ins);
+  };
+  let reported = 0;
+  let lastReport = performance.now();
+  const progress = (done: number) => {
+    if (onProgress && performance.now() - lastReport > 100) {
+      onProgress(done - reported);
+      reported = done;
+      lastReport = performance.now();
+    }
+  };
+  // Pass 1 reads and tokenizes the corpus; later passes replay the cached ids when the range is
+  // small enough, else read and tokenize again (as UER-py does every pass).
+  const cache = job.dupFactor > 1 && job.byteEnd - job.byteStart <= CACHE_MAX_BYTES ? new TokenCache() : null;
+  let replaced = 0;
+  for (let pass = 0; pass < job.dupFactor; pass++) {
+    let seen = 0;
+    if (pass > 0 && cache) {
+      const buf = cache.buf;
+      let at = 0;
+      while (seen < nLines) {
+        const n = buf[at++];
+        seen++;
+        if (n < 0) builder.line(null, seen === nLines, emit);
+        else {
+          builder.line(buf.subarray(at, at + n), seen === nLines, emit);
+          at += n;
+        }
+        if (pending.length >= 256) {
+          await drain();
+          progress(pass * nLines + seen);
+        }
+      }
+      await drain();
+      continue;
+    }
+    const decoder = new LineDecoder(job.corpusPath, job.encodingErrors, job.lineStart, job.byteStart === 0);
+    for await (const lines of readLines(job, decoder)) {
+      const take = Math.min(lines.length, nLines - seen);
+      for (let k = 0; k < take; k++) {
+        const line = lines[k];
+        seen++;
+        const ids = isBlankLine(line) ? null : tok.tokenizeToIds(line);
+        cache?.add(ids);
+        builder.line(ids, seen === nLines, emit);
+      }
+      await drain();
+      progress(pass * nLines + seen);
+      if (seen === nLines) break;
+    }
+    // Past the end of the file Python's readline() returns "" (a blank line).
+    while (seen < nLines) {
+      seen++;
+      cache?.add(null);
+      builder.line(null, seen === nLines, emit);
+    }
+    await drain();
+    if (pass === 0) replaced = decoder.replacedLines;
+  }
+  onProgress?.(job.dupFactor * nLines - reported);
+  const count = await writer.close();
+  return { count, replacedLines: replaced };
+}
+
+/** Messages a worker posts. */
+export type WorkerMessage =
+  | { type: "progress"; lines: number }
+  | { type: "done"; result: RangeResult }
+  | { type: "error"; name: string; message: string };
+
+// Worker entry: one job per worker.
+// deno-lint-ignore no-explicit-any
+const scope = globalThis as any;
+if (typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.WorkerGlobalScope) {
+  scope.onmessage = async (e: MessageEvent<RangeJob>) => {
+    try {
+      const result = await runRange(e.data, (lines) => scope.postMessage({ type: "progress", lines }));
+      scope.postMessage({ type: "done", result } satisfies WorkerMessage);
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      scope.postMessage({ type: "error", name: error.name, message: error.message } satisfies WorkerMessage);
+    }
+  };
+}
