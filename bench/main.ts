@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   tokenizer: async () => (await import("./tokenizer_bench.ts")).tokenizerBench,
   preprocess: async () => (await import("./preprocess_bench.ts")).preprocessBench,
   convert: async () => (await import("./convert_bench.ts")).convertBench,
+  pretrain: async () => (await import("./pretrain_bench.ts")).pretrainBench,
   infer: async () => (await import("./infer_bench.ts")).inferBench,
 };
 

@@ -1,0 +1,165 @@
+/**
+ * Reverse-mode differentiation on the graph IR: `grad(g, loss, params)` appends the nodes computing
+ * d loss / d param for every param and returns them. What is common to every op lives here; the
+ * per-op math is the table in `rules.ts`. The walk visits only nodes on a path from a parameter to
+ * the loss, adds up the gradients of a value read by several nodes (which is how the shared ALBERT
+ * layer, applied `layers_num` times, gets one gradient per weight), and reduces broadcast gradients
+ * back to each input's shape. Mirrors tinygrad's `compute_gradient` (and torch autograd's fan-in).
+ * Browser compatible: no Deno APIs.
+ * @module
+ */
+import type { Graph, Node, Value } from "../graph/builder.ts";
+import { dimEqual } from "../graph/shapes.ts";
+import { GRAD_RULES, type ScatterMode } from "./rules.ts";
+
+/** Options of `grad`. */
+export interface GradOptions {
+  /** Scatter-add flavour of Gather gradients: "matmul" (WebGPU-safe, default) or "scatternd" (CPU). */
+  scatter?: ScatterMode;
+  /** d loss / d loss (default the constant 1); e.g. a `1 / accumulation_steps` input. */
+  seed?: Value;
+  /**
+   * Values treated as constants (no gradient flows through them). Default: the max-shifts of the
+   * softmaxes built from primitives (`softmaxShifts`), whose gradient is exactly zero.
+   */
+  stop?: Set<Value>;
+}
+
+const FLOATS = new Set(["F32", "F64", "F16", "BF16"]);
+
+/**
+ * The `ReduceMax` outputs used only as the numerical shift of a softmax `exp(x - max(x)) / Σ`
+ * (core/model/layers.ts): softmax is shift invariant, so their gradient is exactly zero and
+ * differentiating them would only add work.
+ */
+export function softmaxShifts(g: Graph): Set<Value> {
+  const cons = g.consumers();
+  const out = new Set<Value>();
+  for (const n of g.nodes) {
+    if (n.op !== "ReduceMax") continue;
+    const m = n.outputs[0], x = n.inputs[0];
+    const users = cons.get(m) ?? [];
+    const ok = users.length > 0 && users.every((s) => {
+      if (s.op !== "Sub" || s.inputs[0] !== x || s.inputs[1] !== m) return false;
+      const e = cons.get(s.outputs[0]) ?? [];
+      if (e.length !== 1 || e[0].op !== "Exp") return false;
+      const eu = cons.get(e[0].outputs[0]) ?? [];
+      const sum = eu.find((u) => u.op === "ReduceSum");
+      return eu.length === 2 && sum !== undefined &&
+        eu.some((u) => u.op === "Div" && u.inputs[0] === e[0].outputs[0] && u.inputs[1] === sum.outputs[0]);
+    });
+    if (ok) out.add(m);
+  }
+  return out;
+}
+
+/** Sums a broadcast gradient back to `shape` (leading dims and dims that are 1 in `shape`). */
+export function reduceToShape(g: Graph, v: Value, shape: readonly (number | string)[]): Value {
+  if (v.rank === shape.length && v.shape.every((d, i) => dimEqual(d, shape[i]))) return v;
+  const k = v.rank - shape.length;
+  if (k < 0) return g.op("Expand", [v, g.ints(shape as number[])]);
+  const lead = [...Array(k).keys()];
+  const inner = shape.flatMap((d, i) => (d === 1 && v.shape[i + k] !== 1 ? [i + k] : []));
+  let r = v;
+  const numel = v.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : 1), 1);
+  if (numel > 16_000_000 && lead.length + inner.length > 1) {
+    // NOTE: WebGPU's ReduceSum is silently wrong beyond ~16.7M elements (DESIGN.md §3): two stages.
+    r = g.reduceSum(r, [lead.length ? lead[0] : inner[0]], true);
+  }
+  if (inner.length === 0) r = g.reduceSum(r, lead, false);
+  else r = g.reshape(g.reduceSum(r, [...lead, ...inner], true), shape as number[]);
+  return r;
+}
+
+function addAll(g: Graph, parts: Value[]): Value {
+  let s = parts[0];
+  for (let i = 1; i < parts.length; i++) s = g.add(s, parts[i]);
+  return s;
+}
+
+/**
+ * Appends d `loss` / d `wrt[i]` to `g` and returns them, keyed by the values of `wrt`. A value of
+ * `wrt` the loss does not depend on gets a zero gradient (AdamW updates every parameter densely).
+ *
+ * @example
+ * ```ts
+ * const grads = grad(g, loss, g.params(), { scatter: "scatternd" });
+ * g.output(grads.get(g.paramByName("target.sp.linear_2.bias")!)!, "grad.target.sp.linear_2.bias");
+ * ```
+ */
+export function grad(g: Graph, loss: Value, wrt: Value[], opts: GradOptions = {}): Map<Value, Value> {
+  return vjp(g, new Map([[loss, opts.seed ?? g.scalar(1, loss.dtype)]]), wrt, opts);
+}
+
+/**
+ * Vector-Jacobian product: given the gradients of some values (`seeds`: value → d objective / d value,
+ * same shape), appends and returns d objective / d `wrt[i]`. `grad` is the one-seed case; a caller
+ * that knows a closed form for part of the objective (e.g. softmax cross-entropy: softmax − one-hot)
+ * seeds the logits with it instead of differentiating the loss expression node by node.
+ */
+export function vjp(g: Graph, seeds: Map<Value, Value>, wrt: Value[], opts: GradOptions = {}): Map<Value, Value> {
+  const stop = opts.stop ?? softmaxShifts(g);
+  const scatter = opts.scatter ?? "matmul";
+  const nodes = [...g.nodes]; // snapshot: the gradient nodes appended below are not walked
+
+  // Values that depend on a wrt value (forward), then those the loss also depends on (backward).
+  const dep = new Set<Value>(wrt);
+  for (const n of nodes) {
+    if (!n.inputs.some((v) => v && dep.has(v) && !stop.has(v))) continue;
+    for (const o of n.outputs) if (FLOATS.has(o.dtype) && !stop.has(o)) dep.add(o);
+  }
+  const live = new Set<Value>();
+  for (const v of seeds.keys()) if (dep.has(v)) live.add(v);
+  const onPath: Node[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    if (!n.outputs.some((o) => live.has(o))) continue;
+    onPath.push(n);
+    for (const v of n.inputs) if (v && dep.has(v) && !stop.has(v)) live.add(v);
+  }
+
+  const parts = new Map<Value, Value[]>();
+  const push = (v: Value, gv: Value) => {
+    const list = parts.get(v);
+    if (list) list.push(gv);
+    else parts.set(v, [gv]);
+  };
+  const total = (v: Value): Value | undefined => {
+    const list = parts.get(v);
+    if (!list) return undefined;
+    const s = addAll(g, list);
+    parts.set(v, [s]);
+    return s;
+  };
+  for (const [v, gv] of seeds) push(v, gv);
+
+  for (const n of onPath) { // reverse topological order
+    for (let i = 1; i < n.outputs.length; i++) {
+      if (parts.has(n.outputs[i])) {
+        throw new RangeError(`Cannot differentiate node "${n.name}" (op ${n.op}): only its first output may be used`);
+      }
+    }
+    const dy = total(n.outputs[0]);
+    if (!dy) continue;
+    const rule = GRAD_RULES[n.op];
+    if (!rule) {
+      throw new TypeError(
+        `Cannot differentiate node "${n.name}" (op ${n.op}): no gradient rule\n  hint: add a row for ${n.op} to GRAD_RULES in core/autodiff/rules.ts`,
+      );
+    }
+    const need = n.inputs.map((v) => v !== null && live.has(v));
+    const grads = rule(g, dy, n.inputs, { node: n, out: n.outputs[0], need, scatter });
+    n.inputs.forEach((v, i) => {
+      const gv = grads[i];
+      if (!v || !need[i] || !gv) return;
+      push(v, reduceToShape(g, gv, v.shape));
+    });
+  }
+
+  const out = new Map<Value, Value>();
+  for (const p of wrt) {
+    const gv = total(p);
+    out.set(p, gv ?? g.op("Expand", [g.scalar(0, p.dtype), g.ints(p.shape.map((d) => Number(d)))]));
+  }
+  return out;
+}

@@ -1,0 +1,426 @@
+/**
+ * One ALBERT training step at a time, as UER-py's `AlbertTrainer.forward_propagation` + `loss.backward()`
+ * + (every `accumulation_steps`) `optimizer.step()` (`uer/trainer.py`), run as ONNX graphs built by
+ * training_graph.ts. Parameters and Adam moments live as session outputs fed back as inputs (on
+ * WebGPU they stay in GPU buffers); only the statistics are read back each step.
+ *
+ * Shapes are static per (rows, seq_length): a smaller last batch of a buffer is padded to the rows of
+ * the session with zero-weight rows (their SOP weight and MLM slots are 0, attention is per row), which
+ * gives the same numbers, so one session serves every batch of a sequence length. MLM positions are
+ * gathered on the host from `tgt_mlm > 0` into `K` static slots (grown when a batch needs more).
+ *
+ * Browser compatible apart from the CPU backend (onnxruntime-node, loaded by core/runtime only when asked).
+ * @module
+ */
+import type { AlbertConfig } from "../config.ts";
+import { toOnnx } from "../graph/onnx_proto.ts";
+import { createSession, type DeviceTensor, pickBackend, type Session } from "../runtime/mod.ts";
+import type { Backend } from "../runtime/types.ts";
+import type { Tensor } from "../tensor.ts";
+import { ADAMW, adamwScalars } from "./adamw.ts";
+import {
+  defaultMaskedSlots,
+  names,
+  paramShapes,
+  STAT_OUTPUTS,
+  trainingGraph,
+  type TrainingGraphKind,
+} from "./training_graph.ts";
+
+/** One micro-batch as the UER loader yields it (row-major [B*T]). */
+export interface Batch {
+  src: Int32Array;
+  /** MLM targets, 0 = not predicted. */
+  tgtMlm: Int32Array;
+  /** UER segment ids 1/2, 0 = padding. */
+  seg: Int32Array;
+  /** SOP label per row (1 = swapped). */
+  tgtSop: Int32Array;
+  batchSize: number;
+  seqLength: number;
+}
+
+/** What UER-py's trainer accumulates per step. */
+export interface StepStats {
+  /** loss_mlm + loss_sp (what UER logs). */
+  loss: number;
+  lossMlm: number;
+  lossSp: number;
+  correctMlm: number;
+  /** float32(n_masked + 1e-6), as UER's `denominator`. */
+  denominator: number;
+  correctSp: number;
+  nMasked: number;
+  batchSize: number;
+}
+
+/** Options of `Trainer.create`. */
+export interface TrainerOptions {
+  config: AlbertConfig;
+  /** Initial parameters, UER names. */
+  params: Map<string, Tensor>;
+  /** Adam moments (resume); zeros when absent. */
+  moments?: { m: Map<string, Tensor>; v: Map<string, Tensor> };
+  device: "auto" | "cpu" | "webgpu" | "wasm";
+  /** `--accumulation_steps` (default 1). */
+  accumulationSteps?: number;
+  /** Weight decay of the decayed group (default 0.01). */
+  weightDecay?: number;
+  /** CPU intra-op threads (default 2). */
+  threads?: number;
+  /** Where `auto` reports its device choice (default console.error). */
+  log?: (line: string) => void;
+  /**
+   * Data-parallel runs (core/dist `gradientAverager`): averages the window's gradients over the ranks.
+   * When set, the window's last micro-step runs the `grad` graph, hands its gradients (host tensors,
+   * UER names) to this hook and applies AdamW with the `update` graph to what the hook returns, so
+   * every rank applies the same update.
+   */
+  averageGradients?: (grads: Map<string, Tensor>) => Map<string, Tensor> | Promise<Map<string, Tensor>>;
+}
+
+type Held = Tensor | DeviceTensor;
+
+interface ShapeSessions {
+  batch: number;
+  seq: number;
+  slots: number;
+  sessions: Map<TrainingGraphKind | "grad_acc", Session>;
+}
+
+function zerosLike(t: { shape: number[] }): Tensor {
+  return { dtype: "F32", shape: [...t.shape], data: new Float32Array(t.shape.reduce((a, b) => a * b, 1)) };
+}
+
+function isDevice(t: Held): t is DeviceTensor {
+  return (t as DeviceTensor).kind === "device";
+}
+
+/**
+ * The training step runner.
+ *
+ * @example
+ * ```ts
+ * const t = await Trainer.create({ config, params, device: "cpu" });
+ * const stats = await t.step(batch, schedule.lrAt(1));
+ * const params = await t.params();
+ * ```
+ */
+export class Trainer {
+  readonly deviceName: string;
+  #cfg: AlbertConfig;
+  #backend: Backend;
+  #threads: number;
+  #acc: number;
+  #wd: number;
+  #names: { name: string; shape: number[] }[];
+  #params = new Map<string, Held>();
+  #m = new Map<string, Held>();
+  #v = new Map<string, Held>();
+  #gradAcc = new Map<string, Held>();
+  #micro = 0;
+  #avg: TrainerOptions["averageGradients"];
+  #shapes = new Map<number, ShapeSessions>();
+  #retired: Session[] = [];
+
+  private constructor(cfg: AlbertConfig, backend: Backend, opts: TrainerOptions) {
+    this.#cfg = cfg;
+    this.#backend = backend;
+    this.#threads = opts.threads ?? 2;
+    this.#acc = opts.accumulationSteps ?? 1;
+    this.#wd = opts.weightDecay ?? ADAMW.weightDecay;
+    this.#avg = opts.averageGradients;
+    this.#names = paramShapes(cfg);
+    this.deviceName = backend === "cpu" ? `cpu (onnxruntime-node, ${this.#threads} threads)` : backend;
+  }
+
+  /** Checks the parameters against the config and picks the device. */
+  static async create(opts: TrainerOptions): Promise<Trainer> {
+    const word = opts.params.get("embedding.word.embedding.weight");
+    const cfg = { ...opts.config, vocab_size: opts.config.vocab_size ?? word?.shape[0] };
+    if (!cfg.vocab_size) {
+      throw new RangeError(
+        'Cannot create the trainer: no vocab_size in the config and no "embedding.word.embedding.weight"',
+      );
+    }
+    const acc = opts.accumulationSteps ?? 1;
+    if (!(Number.isInteger(acc) && acc >= 1)) {
+      throw new RangeError(`Invalid --accumulation_steps ${acc}: must be a positive integer`);
+    }
+    const backend = await pickBackend(opts.device, opts.log);
+    const t = new Trainer(cfg, backend, opts);
+    for (const { name, shape } of t.#names) {
+      const p = opts.params.get(name);
+      if (!p) {
+        throw new RangeError(
+          `Cannot train: parameter "${name}" is missing\n  hint: initialise with initParams(config)`,
+        );
+      }
+      if (p.dtype !== "F32" || p.shape.join() !== shape.join()) {
+        throw new RangeError(`Cannot train: parameter "${name}" is ${p.dtype} [${p.shape}], expected F32 [${shape}]`);
+      }
+      t.#params.set(name, p);
+      t.#m.set(name, opts.moments?.m.get(name) ?? zerosLike(p));
+      t.#v.set(name, opts.moments?.v.get(name) ?? zerosLike(p));
+    }
+    return t;
+  }
+
+  #sessions(b: Batch, nMasked: number): ShapeSessions {
+    let s = this.#shapes.get(b.seqLength);
+    if (s && s.batch >= b.batchSize && s.slots >= nMasked) return s;
+    const batch = Math.max(b.batchSize, s?.batch ?? 0);
+    let slots = Math.max(defaultMaskedSlots(batch, b.seqLength), s?.slots ?? 0);
+    while (slots < nMasked) slots *= 2;
+    // Old sessions are kept until dispose(): their outputs (params on WebGPU) may still be alive.
+    if (s) this.#retired.push(...s.sessions.values());
+    s = { batch, seq: b.seqLength, slots, sessions: new Map() };
+    this.#shapes.set(b.seqLength, s);
+    return s;
+  }
+
+  async #session(s: ShapeSessions, kind: TrainingGraphKind | "grad_acc"): Promise<Session> {
+    let ss = s.sessions.get(kind);
+    if (ss) return ss;
+    const { graph } = trainingGraph(this.#cfg, {
+      kind: kind === "grad_acc" ? "grad" : kind,
+      batch: s.batch,
+      seq: s.seq,
+      maskedSlots: s.slots,
+      scatter: this.#backend === "cpu" ? "scatternd" : "matmul",
+      weightDecay: this.#wd,
+      accumulate: kind === "grad_acc" || (kind === "fused" && this.#acc > 1),
+    });
+    const keep = graph.outputs().map((v) => v.name).filter((n) => !(STAT_OUTPUTS as readonly string[]).includes(n));
+    ss = await createSession(toOnnx(graph).model, {
+      device: this.#backend,
+      threads: this.#threads,
+      gpuOutputs: this.#backend === "webgpu" ? keep : undefined,
+    });
+    s.sessions.set(kind, ss);
+    return ss;
+  }
+
+  /** Host feeds of a batch padded to the session's rows and MLM slots. */
+  #batchFeeds(b: Batch, s: ShapeSessions): Record<string, Tensor> {
+    const { batch: B, seq: T, slots: K } = s;
+    if (b.src.length !== b.batchSize * T || b.seg.length !== b.src.length || b.tgtMlm.length !== b.src.length) {
+      throw new RangeError(
+        `Cannot train on a batch: src/seg/tgt_mlm must hold batchSize*seqLength = ${b.batchSize * T} ids`,
+      );
+    }
+    const src = new Int32Array(B * T), seg = new Int32Array(B * T);
+    src.set(b.src);
+    seg.set(b.seg);
+    const pos = new Int32Array(K), lab = new Int32Array(K), w = new Float32Array(K);
+    let k = 0;
+    for (let i = 0; i < b.tgtMlm.length; i++) {
+      if (b.tgtMlm[i] > 0) {
+        pos[k] = i;
+        lab[k] = b.tgtMlm[i];
+        w[k++] = 1;
+      }
+    }
+    const sopL = new Int32Array(B), sopW = new Float32Array(B);
+    for (let r = 0; r < b.batchSize; r++) {
+      sopL[r] = b.tgtSop[r];
+      sopW[r] = 1;
+    }
+    const t = (dtype: Tensor["dtype"], shape: number[], data: Tensor["data"]): Tensor => ({ dtype, shape, data });
+    return {
+      src: t("I32", [B, T], src),
+      seg: t("I32", [B, T], seg),
+      mlm_positions: t("I32", [K], pos),
+      mlm_labels: t("I32", [K], lab),
+      mlm_weights: t("F32", [K], w),
+      sop_labels: t("I32", [B], sopL),
+      sop_weights: t("F32", [B], sopW),
+    };
+  }
+
+  /** One micro-batch; when the accumulation window completes, applies AdamW with `lr`. */
+  async step(batch: Batch, lr: number): Promise<StepStats> {
+    let nMasked = 0;
+    for (const id of batch.tgtMlm) if (id > 0) nMasked++;
+    const s = this.#sessions(batch, nMasked);
+    const feeds: Record<string, Tensor | DeviceTensor> = this.#batchFeeds(batch, s);
+    for (const [n, p] of this.#params) feeds[n] = p;
+    this.#micro++;
+    const last = this.#micro % this.#acc === 0;
+    const scalar = (x: number): Tensor => ({ dtype: "F32", shape: [], data: Float32Array.of(x) });
+    if (this.#acc > 1) {
+      feeds.loss_scale = scalar(Math.fround(1 / this.#acc));
+      if (this.#micro % this.#acc !== 1) { for (const [n, a] of this.#gradAcc) feeds[names.gradAcc(n)] = a; }
+    }
+    if (last && this.#avg) return await this.#splitStep(batch, s, feeds, lr, nMasked);
+    let kind: TrainingGraphKind | "grad_acc";
+    if (last) {
+      kind = "fused";
+      const { negLr, negLrWd } = adamwScalars(lr, this.#wd);
+      feeds.neg_lr = scalar(negLr);
+      feeds.neg_lr_wd = scalar(negLrWd);
+      for (const [n, m] of this.#m) feeds[names.m(n)] = m;
+      for (const [n, v] of this.#v) feeds[names.v(n)] = v;
+      if (this.#acc > 1 && this.#gradAcc.size === 0) {
+        for (const { name, shape } of this.#names) feeds[names.gradAcc(name)] = zerosLike({ shape });
+      }
+    } else {
+      kind = this.#micro % this.#acc === 1 ? "grad" : "grad_acc";
+    }
+    const session = await this.#session(s, kind);
+    const out = await session.runDevice(feeds);
+    const read = async (k: string) => {
+      const t = await out[k].download();
+      out[k].dispose();
+      return Number(t.data[0]);
+    };
+    const swap = (m: Map<string, Held>, n: string, key: string) => {
+      const old = m.get(n);
+      m.set(n, out[key]);
+      if (old && isDevice(old)) old.dispose();
+    };
+    if (last) {
+      for (const { name } of this.#names) {
+        swap(this.#params, name, names.updated(name));
+        swap(this.#m, name, names.updated(names.m(name)));
+        swap(this.#v, name, names.updated(names.v(name)));
+      }
+      for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
+      this.#gradAcc.clear();
+    } else {
+      for (const { name } of this.#names) swap(this.#gradAcc, name, names.grad(name));
+    }
+    const loss = await read("loss"), lossMlm = await read("loss_mlm"), lossSp = await read("loss_sp");
+    const correctMlm = await read("correct_mlm"), correctSp = await read("correct_sp");
+    return {
+      loss,
+      lossMlm,
+      lossSp,
+      correctMlm,
+      denominator: Math.fround(nMasked + 1e-6),
+      correctSp,
+      nMasked,
+      batchSize: batch.batchSize,
+    };
+  }
+
+  /**
+   * The window's last micro-step of a data-parallel run: gradient half, the `averageGradients` hook
+   * (the all-reduce), then the update half. Same numbers as the fused graph on one rank.
+   */
+  async #splitStep(
+    batch: Batch,
+    s: ShapeSessions,
+    feeds: Record<string, Tensor | DeviceTensor>,
+    lr: number,
+    nMasked: number,
+  ): Promise<StepStats> {
+    const scalar = (x: number): Tensor => ({ dtype: "F32", shape: [], data: Float32Array.of(x) });
+    const kind = this.#acc > 1 ? "grad_acc" : "grad";
+    if (this.#acc === 1) feeds.loss_scale = scalar(1);
+    if (kind === "grad_acc" && this.#gradAcc.size === 0) {
+      for (const { name, shape } of this.#names) feeds[names.gradAcc(name)] = zerosLike({ shape });
+    }
+    const out = await (await this.#session(s, kind)).runDevice(feeds);
+    const grads = new Map<string, Tensor>();
+    for (const { name } of this.#names) grads.set(name, await out[names.grad(name)].download());
+    const avg = await this.#avg!(grads);
+    for (const { name } of this.#names) out[names.grad(name)].dispose();
+    const { negLr, negLrWd } = adamwScalars(lr, this.#wd);
+    const uf: Record<string, Tensor | DeviceTensor> = { neg_lr: scalar(negLr), neg_lr_wd: scalar(negLrWd) };
+    for (const { name } of this.#names) {
+      uf[name] = this.#params.get(name)!;
+      uf[names.m(name)] = this.#m.get(name)!;
+      uf[names.v(name)] = this.#v.get(name)!;
+      uf[names.grad(name)] = avg.get(name)!;
+    }
+    const uo = await (await this.#session(s, "update")).runDevice(uf);
+    const swap = (m: Map<string, Held>, n: string, key: string) => {
+      const old = m.get(n);
+      m.set(n, uo[key]);
+      if (old && isDevice(old)) old.dispose();
+    };
+    for (const { name } of this.#names) {
+      swap(this.#params, name, names.updated(name));
+      swap(this.#m, name, names.updated(names.m(name)));
+      swap(this.#v, name, names.updated(names.v(name)));
+    }
+    for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
+    this.#gradAcc.clear();
+    const read = async (k: string) => {
+      const t = await out[k].download();
+      out[k].dispose();
+      return Number(t.data[0]);
+    };
+    return {
+      loss: await read("loss"),
+      lossMlm: await read("loss_mlm"),
+      lossSp: await read("loss_sp"),
+      correctMlm: await read("correct_mlm"),
+      denominator: Math.fround(nMasked + 1e-6),
+      correctSp: await read("correct_sp"),
+      nMasked,
+      batchSize: batch.batchSize,
+    };
+  }
+
+  async #download(m: Map<string, Held>): Promise<Map<string, Tensor>> {
+    const out = new Map<string, Tensor>();
+    for (const [n, t] of m) out.set(n, isDevice(t) ? await t.download() : t);
+    return out;
+  }
+
+  /** The current parameters (host copies, UER names). */
+  params(): Promise<Map<string, Tensor>> {
+    return this.#download(this.#params);
+  }
+
+  /** The current Adam moments. */
+  async moments(): Promise<{ m: Map<string, Tensor>; v: Map<string, Tensor> }> {
+    return { m: await this.#download(this.#m), v: await this.#download(this.#v) };
+  }
+
+  /** Frees the sessions and device buffers. */
+  async dispose(): Promise<void> {
+    // Buffers first: a WebGPU session must outlive the outputs it produced.
+    for (const m of [this.#params, this.#m, this.#v, this.#gradAcc]) {
+      for (const t of m.values()) if (isDevice(t)) t.dispose();
+      m.clear();
+    }
+    for (const s of this.#shapes.values()) for (const ss of s.sessions.values()) await ss.release();
+    for (const ss of this.#retired) await ss.release();
+    this.#shapes.clear();
+    this.#retired = [];
+  }
+}
+
+/** Deterministic N(0, 1) numbers (mulberry32 + Box–Muller); not torch's RNG. */
+function normalSource(seed: number): () => number {
+  let a = seed >>> 0;
+  const u = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+}
+
+/**
+ * UER-py's from-scratch init (`trainer.init_model`): N(0, 0.02) for every parameter whose name has no
+ * `gamma`/`beta` — biases, the `[PAD]` row and segment row 0 included —, gamma = 1, beta = 0.
+ * Deterministic per `seed` but not torch's RNG stream.
+ */
+export function initParams(config: AlbertConfig, seed: number): Map<string, Tensor> {
+  const next = normalSource(seed);
+  const out = new Map<string, Tensor>();
+  for (const { name, shape } of paramShapes(config)) {
+    const t = zerosLike({ shape });
+    const d = t.data as Float32Array;
+    if (name.includes("gamma")) d.fill(1);
+    else if (!name.includes("beta")) { for (let i = 0; i < d.length; i++) d[i] = 0.02 * next(); }
+    out.set(name, t);
+  }
+  return out;
+}
