@@ -13,6 +13,11 @@
  * exactly as if it had never stopped. Anything else (a UER `.bin`, an HF folder, a zarr checkpoint
  * without moments, or one made for another dataset/batch — e.g. stage 2 at seq 512 from a seq 128
  * checkpoint) starts a new run at step 0 from those weights, and says so.
+ *
+ * Data parallel (core/dist, UER-py's DDP): `--world_size N` without `mpirun` re-runs this command as N
+ * ranks under `mpirun`; under `mpirun` each process is one rank: instance i goes to rank i mod N, the
+ * gradients are averaged over the ranks between the gradient and update graphs, rank 0 alone prints,
+ * writes metrics and checkpoints (with every rank's loader position), and reports cover all ranks.
  * @module
  */
 import type { PretrainOptions } from "./flags.ts";
@@ -35,8 +40,8 @@ import {
   lossCurveSvg,
   parseRecords,
   type Report,
-  reportRecord,
   type ReportRecord,
+  reportRecord,
   type ReportSums,
 } from "../core/train/metrics.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
@@ -47,6 +52,7 @@ import {
   DataParallelTrainer,
   gradientAverager,
   launchFailure,
+  paramChecksum,
   type RankDevice,
   startDistributed,
   syncParams,
@@ -89,7 +95,9 @@ function checkFlags(opts: PretrainOptions): void {
         `\n  hint: pass --data_processor albert (or --target albert, or an ALBERT --config_path)`,
     );
   }
-  if (!opts.vocabPath) fail("Cannot pretrain: --vocab_path is required\n  hint: pass the vocab the dataset was made with");
+  if (!opts.vocabPath) {
+    fail("Cannot pretrain: --vocab_path is required\n  hint: pass the vocab the dataset was made with");
+  }
   for (
     const [flag, v] of [
       ["total_steps", opts.totalSteps],
@@ -223,6 +231,12 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
   const lead = comm.rank === 0; // UER-py: `global_rank == 0` reports and saves
   const info = (s: string) => void (lead && !opts.quiet && console.error(s));
   if (rankDevice.note) info(rankDevice.note);
+  if (comm.size > 1) {
+    info(
+      `data parallel: ${comm.size} ranks under mpirun, ${opts.batchSize} instances per rank and step ` +
+        `(${opts.batchSize * comm.size * opts.accumulationSteps} per update)`,
+    );
+  }
   const enc = new TextEncoder();
 
   const vocab = await readVocabFile(opts.vocabPath!, "uer");
@@ -258,7 +272,9 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
       }
       params = ckpt.params;
       const extra = ckpt.extra as Partial<CheckpointExtra>;
-      const why = !ckpt.moments ? "it holds no optimizer state" : !extra.loader
+      const why = !ckpt.moments
+        ? "it holds no optimizer state"
+        : !extra.loader
         ? "it holds no loader state"
         : sameIdentity(extra.run, identity);
       if (why === null) {
@@ -403,7 +419,9 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
 
     info(
       `pretraining ${ds.count} instances of seq_length ${ds.seqLength}${dynamic ? " (dynamic masking)" : ""}, ` +
-        `steps ${startStep + 1}..${opts.totalSteps}, batch ${opts.batchSize}, lr ${opts.learningRate} (${opts.scheduler})`,
+        `steps ${
+          startStep + 1
+        }..${opts.totalSteps}, batch ${opts.batchSize}, lr ${opts.learningRate} (${opts.scheduler})`,
     );
     try {
       await trainLoop({
@@ -421,6 +439,14 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
         onReport,
         onCheckpoint,
       });
+      if (comm.size > 1) {
+        // DDP keeps parameters identical on every rank; say so (or fail) once, at the end.
+        const sums = allgatherJson(comm, paramChecksum(await trainer.params()));
+        if (new Set(sums).size !== 1) {
+          throw new Error(`Data-parallel ranks diverged: parameter checksums by rank ${sums.join(" ")}`);
+        }
+        info(`ranks in sync: parameter checksum ${sums[0]} on all ${comm.size} ranks`);
+      }
     } finally {
       clearProgress();
       logFile?.close();

@@ -2,18 +2,18 @@
  * The `convert` engine: reads a model in one format (UER `.bin`, HF folder, zarr checkpoint) and
  * writes it in another, through the one UER ↔ HF table (names.ts). Mirrors UER-py's
  * `scripts/convert_albert_from_uer_to_huggingface.py` and its reverse, with every tensor accounted
- * for; every output is written to a temporary path and renamed. Not browser compatible: files.
+ * for; every output is written to a temporary path and renamed. A UER `.bin` going to a torch `.bin`
+ * (UER or HF) or to zarr is streamed: its storages are read (CRC-checked) only as each is written
+ * and freed after, so memory stays near one storage, not the file. Not browser compatible: files.
  * @module
  */
 import type { Tensor } from "../core/tensor.ts";
-import { exists, writeFileAtomic } from "../core/io/atomic.ts";
-import { writeCheckpoint } from "../core/checkpoint/zarr.ts";
-import { readVocabFile } from "../core/io/vocab_file.ts";
-import { vocabHash } from "../core/tokenizer/vocab.ts";
+import { exists } from "../core/io/atomic.ts";
 import { type HfFormat, writeHfFolder } from "./hf_folder.ts";
-import { loadModel, type ModelFormat } from "./mod.ts";
+import { type LoadedModel, loadModel, type ModelFormat } from "./mod.ts";
 import { uerModuleMetadata } from "./names.ts";
-import { writeTorchBin } from "./torch_bin.ts";
+import { torchBinParts } from "./torch_bin.ts";
+import { writePartsAtomic } from "./files.ts";
 
 /** What to convert. */
 export interface ConvertRequest {
@@ -61,7 +61,24 @@ export async function convertModel(
 ): Promise<ConvertSummary> {
   const t0 = performance.now();
   onStage(`reading ${req.inputModelPath}`);
-  const m = await loadModel(req.inputModelPath, { from: req.from, configPath: req.configPath });
+  // Streaming: a UER .bin copied into one torch .bin is never held whole; each storage is read from
+  // the input just before it is written, then freed (memory: one storage, not the file).
+  // A zarr checkpoint is written the same way, storage by storage.
+  const stream = req.to === "uer" || req.to === "zarr" || (req.to === "hf" && (req.hfFormat ?? "bin") === "bin");
+  const m = await loadModel(req.inputModelPath, { from: req.from, configPath: req.configPath, lazy: stream });
+  try {
+    return await write(req, m, t0, onStage);
+  } finally {
+    m.lazy?.close();
+  }
+}
+
+async function write(
+  req: ConvertRequest,
+  m: LoadedModel,
+  t0: number,
+  onStage: (msg: string) => void,
+): Promise<ConvertSummary> {
   if (req.from && m.format !== req.from) {
     throw new TypeError(
       `Cannot convert "${req.inputModelPath}": --from ${req.from}, but it is a ${m.format} model\n  hint: drop --from to detect the format`,
@@ -81,9 +98,14 @@ export async function convertModel(
       throw new TypeError(`Cannot write "${out}": it already exists\n  hint: pass --overwrite or pick another path`);
     }
     const params = m.params as Map<string, Tensor>;
-    await writeFileAtomic(
+    await writePartsAtomic(
       out,
-      writeTorchBin(params, { archiveName: archiveStem(out), metadata: uerModuleMetadata(m.config) }),
+      torchBinParts(params, {
+        archiveName: archiveStem(out),
+        metadata: uerModuleMetadata(m.config),
+        crcOf: m.lazy?.crcOf,
+      }).parts,
+      { lazy: m.lazy, release: true },
     );
     files = [out];
   } else if (req.to === "hf") {
@@ -91,19 +113,38 @@ export async function convertModel(
       format: req.hfFormat ?? "bin",
       vocabPath: req.vocabPath ?? m.vocabPath,
       overwrite: req.overwrite,
+      lazy: m.lazy,
     });
     files = names.map((n) => `${out}/${n}`);
   } else if (req.to === "zarr") {
+    // loaded here only: the zarr and vocab modules cost start-up time and memory the other paths skip
+    const { writeCheckpoint } = await import("../core/checkpoint/zarr.ts");
     let hash = m.vocabHash ?? "";
     const vp = req.vocabPath ?? m.vocabPath;
-    if (vp) hash = await vocabHash(await readVocabFile(vp));
+    if (vp) {
+      const { readVocabFile } = await import("../core/io/vocab_file.ts");
+      const { vocabHash } = await import("../core/tokenizer/vocab.ts");
+      hash = await vocabHash(await readVocabFile(vp));
+    }
+    const lazy = m.lazy;
+    // a storage is freed once every tensor on it is stored
+    const users = new Map<ArrayBufferLike, number>();
+    for (const t of m.params.values()) users.set(t.data.buffer, (users.get(t.data.buffer) ?? 0) + 1);
+    const tensorHooks = lazy && {
+      acquire: (t: Tensor) => lazy.load(t.data.buffer),
+      done: (t: Tensor) => {
+        const left = users.get(t.data.buffer)! - 1;
+        users.set(t.data.buffer, left);
+        if (left === 0) lazy.release(t.data.buffer);
+      },
+    };
     await writeCheckpoint(out, {
       params: m.params,
       config: m.config,
       step: m.step ?? 0,
       vocabHash: hash,
       extra: { converted_from: m.format },
-    }, { overwrite: req.overwrite });
+    }, { overwrite: req.overwrite, tensorHooks });
     files = [out];
   } else {
     throw new TypeError(`Cannot convert to "${req.to}": unknown format`);

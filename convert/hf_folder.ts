@@ -9,8 +9,9 @@ import type { AlbertConfig } from "../core/config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { exists, writeDirAtomic } from "../core/io/atomic.ts";
 import { hfConfigToUer, hfToUer, pythonJson, uerConfigToHf, uerToHf } from "./names.ts";
-import { readSafetensors, writeSafetensors } from "./safetensors.ts";
-import { readTorchBin, writeTorchBin } from "./torch_bin.ts";
+import { type LazyWeights, readFileBytes, writeParts } from "./files.ts";
+import { readSafetensors, safetensorsParts } from "./safetensors.ts";
+import { readTorchBin, torchBinParts } from "./torch_bin.ts";
 
 /** Which weight files an HF folder gets. */
 export type HfFormat = "bin" | "safetensors" | "both";
@@ -50,7 +51,7 @@ const SPECIAL_TOKENS_MAP = {
 
 /** Reads a state-dict file by content: torch `.bin` (zip/legacy) or safetensors. */
 export async function readStateDictFile(path: string): Promise<Map<string, Tensor>> {
-  const bytes = await Deno.readFile(path);
+  const bytes = await readFileBytes(path);
   return parseStateDict(bytes, path);
 }
 
@@ -116,6 +117,12 @@ export interface HfWriteOptions {
   vocabPath?: string;
   /** Replace an existing folder. */
   overwrite?: boolean;
+  /**
+   * The params' lazily read storages (`loadModel({ lazy: true })`): with format "bin" each is read
+   * just before it is written and freed after (the params are unusable afterwards); other formats
+   * load them all first.
+   */
+  lazy?: LazyWeights;
 }
 
 /**
@@ -145,11 +152,15 @@ export async function writeHfFolder(
   await writeDirAtomic(dir, async (tmp) => {
     await Deno.writeTextFile(`${tmp}/config.json`, pythonJson(uerConfigToHf({ ...cfg }, vocabSize)) + "\n");
     if (format === "bin" || format === "both") {
-      await Deno.writeFile(`${tmp}/pytorch_model.bin`, writeTorchBin(hf, { archiveName: "pytorch_model" }));
+      const lazy = opts.lazy;
+      if (lazy && format !== "bin") lazy.loadAll();
+      const { parts } = torchBinParts(hf, { archiveName: "pytorch_model", crcOf: lazy?.crcOf });
+      await writeParts(`${tmp}/pytorch_model.bin`, parts, { lazy, release: format === "bin" });
       written.push("pytorch_model.bin");
     }
     if (format === "safetensors" || format === "both") {
-      await Deno.writeFile(`${tmp}/model.safetensors`, writeSafetensors(hf, { format: "pt" }));
+      opts.lazy?.loadAll();
+      await writeParts(`${tmp}/model.safetensors`, safetensorsParts(hf, { format: "pt" }).parts);
       written.push("model.safetensors");
     }
     if (vocab) {

@@ -9,8 +9,8 @@ import type { AlbertConfig } from "../core/config.ts";
 import { validateConfig } from "../core/config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { exists } from "../core/io/atomic.ts";
-import { readCheckpoint } from "../core/checkpoint/zarr.ts";
 import { isHfFolder, readHfFolder, readStateDictFile } from "./hf_folder.ts";
+import { type LazyWeights, readStateDictLazy } from "./files.ts";
 import { hfConfigToUer, hfToUer, nameTable, uerParamNames, upgradeUerNames } from "./names.ts";
 
 export { readTorchBin, readTorchStateDict, writeTorchBin } from "./torch_bin.ts";
@@ -36,6 +36,11 @@ export interface LoadedModel {
   step?: number;
   /** The checkpoint's vocab hash (zarr). */
   vocabHash?: string;
+  /**
+   * With `LoadOptions.lazy`, a UER `.bin` (zip)'s storages not read yet: tensor values are zeros
+   * until `lazy.load`/`loadAll`; the caller must `lazy.close()`.
+   */
+  lazy?: LazyWeights;
 }
 
 /** Options of `loadModel`. */
@@ -43,6 +48,11 @@ export interface LoadOptions {
   from?: ModelFormat;
   /** UER config JSON (needed for UER files; defaults to a sibling uer_config.json / config.json). */
   configPath?: string;
+  /**
+   * Leave a UER `.bin`'s storages unread (`LoadedModel.lazy`), for a caller that only copies them
+   * to another file (convert's streaming path). Other inputs are read as usual.
+   */
+  lazy?: boolean;
 }
 
 function dirOf(path: string): string {
@@ -129,6 +139,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     if (detected !== "zarr") {
       throw new TypeError(`Cannot load model "${path}": --from zarr, but it is not a zarr checkpoint folder`);
     }
+    const { readCheckpoint } = await import("../core/checkpoint/zarr.ts"); // zarrita: only when needed
     const c = await readCheckpoint(path);
     return {
       format: "zarr",
@@ -148,10 +159,37 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     return hfLoaded(m.params, m.config, m.vocabPath);
   }
   // A single weights file: UER or HF names decide.
-  const raw = await readStateDictFile(path);
+  let raw: Map<string, Tensor>;
+  let lazy: LazyWeights | undefined;
+  if (opts.lazy) ({ tensors: raw, lazy } = await readStateDictLazy(path));
+  else raw = await readStateDictFile(path);
   const names = [...raw.keys()];
   const hfNames = names.filter((n) => HF_PREFIXES.some((p) => n.startsWith(p))).length;
   const isHf = opts.from === "hf" || (opts.from === undefined && hfNames > names.length / 2);
+  if (lazy && isHf) {
+    // the HF → UER mapping reads values (bias check, segment row): load everything now
+    try {
+      lazy.loadAll();
+    } finally {
+      lazy.close();
+    }
+    lazy = undefined;
+  }
+  try {
+    return await loadStateDict(path, raw, isHf, opts, lazy);
+  } catch (e) {
+    lazy?.close();
+    throw e;
+  }
+}
+
+async function loadStateDict(
+  path: string,
+  raw: Map<string, Tensor>,
+  isHf: boolean,
+  opts: LoadOptions,
+  lazy: LazyWeights | undefined,
+): Promise<LoadedModel> {
   if (isHf) {
     const cfgPath = opts.configPath ?? `${dirOf(path)}/config.json`;
     const hfRaw = await readJson(cfgPath, "HF config");
@@ -164,7 +202,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
   const config = await uerConfigFor(path, opts.configPath);
   const params = checkUer(upgradeUerNames(raw, path), config, path);
   config.vocab_size = params.get("embedding.word.embedding.weight")!.shape[0];
-  return { format: "uer", params, config, semantics: "uer", layerNormEps: 1e-6 };
+  return { format: "uer", params, config, semantics: "uer", layerNormEps: 1e-6, lazy };
 }
 
 function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?: string): LoadedModel {

@@ -108,6 +108,29 @@ export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsF
  * ```
  */
 export function writeSafetensors(tensors: Map<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+  const { parts, size } = safetensorsParts(tensors, metadata);
+  const out = new Uint8Array(size);
+  let pos = 0;
+  for (const b of parts) {
+    out.set(b, pos);
+    pos += b.byteLength;
+  }
+  return out;
+}
+
+/**
+ * `writeSafetensors` as parts (the length + header buffer, then views of the tensors' data) whose
+ * concatenation is the file, so a writer can stream them without building the file in memory.
+ *
+ * @example
+ * ```ts
+ * const { parts, size } = safetensorsParts(tensors, { format: "pt" });
+ * ```
+ */
+export function safetensorsParts(
+  tensors: Map<string, Tensor>,
+  metadata?: Record<string, string>,
+): { parts: Uint8Array[]; size: number } {
   const header: Record<string, unknown> = {};
   let offset = 0;
   for (const [name, t] of tensors) {
@@ -116,20 +139,12 @@ export function writeSafetensors(tensors: Map<string, Tensor>, metadata?: Record
     offset += size;
   }
   if (metadata) header.__metadata__ = metadata; // last, as HF's writer orders it
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.byteLength / 8) * 8;
-  if (padded !== json.byteLength) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const out = new Uint8Array(8 + json.byteLength + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.byteLength), true);
-  out.set(json, 8);
-  let pos = 8 + json.byteLength;
-  for (const t of tensors.values()) {
-    out.set(tensorBytes(t), pos);
-    pos += t.data.byteLength;
-  }
-  return out;
+  const head = new Uint8Array(8 + padded).fill(0x20, 8 + json.byteLength);
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
+  head.set(json, 8);
+  const parts: Uint8Array[] = [head];
+  for (const t of tensors.values()) parts.push(tensorBytes(t));
+  return { parts, size: head.byteLength + offset };
 }

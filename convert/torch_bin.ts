@@ -19,7 +19,7 @@ import {
   typedFromBytes,
 } from "../core/tensor.ts";
 import { type PyCallable, PyDict, type PyTuple, typeName, unpickle } from "./pickle.ts";
-import { isZip, writeTorchZip, ZipReader } from "./zip.ts";
+import { concatParts, isZip, torchZipParts, ZipReader } from "./zip.ts";
 
 /**
  * A tensor that may be a view of a larger storage (as `seg.embedding.weight[1:]` in UER-py's
@@ -35,6 +35,29 @@ export interface TorchStateDict {
   metadata?: [string, number][];
   /** "zip" or "legacy". */
   container: "zip" | "legacy";
+  /** With `ReadTorchOptions.lazy`: the storages left unread (their buffers still zero). */
+  lazy?: LazyStorages;
+}
+
+/**
+ * Storages of a zip checkpoint that were not read (`ReadTorchOptions.lazy`): each storage's own
+ * `ArrayBuffer` (still zeros) → where its bytes lie in the file and their CRC-32. Whoever fills a
+ * buffer must check the CRC-32 (`convert/files.ts` `LazyWeights` does).
+ */
+export type LazyStorages = Map<ArrayBufferLike, { offset: number; length: number; crc32: number; name: string }>;
+
+/** Options of `readTorchStateDict`. */
+export interface ReadTorchOptions {
+  /**
+   * `bytes` is a file-sized buffer filled on demand: `ensure(offset, length)` is called before a
+   * range is first read (a non-zip file is then loaded whole).
+   */
+  ensure?: (offset: number, length: number) => void;
+  /**
+   * Leave the stored storages of a zip unread: each tensor's storage gets its own zeroed buffer,
+   * listed in `TorchStateDict.lazy` (storages of strided tensors are read at once).
+   */
+  lazy?: boolean;
 }
 
 const STORAGE_DTYPES: Record<string, DType> = {
@@ -240,12 +263,7 @@ function materialize(
         `tensor "${name}" (offset ${r.offset}, size [${r.size}], stride [${r.stride}]) reaches past its storage of ${base.length} elements`,
       );
     }
-    let contiguous = true;
-    let expectStride = 1;
-    for (let d = r.size.length - 1; d >= 0; d--) {
-      if (r.size[d] !== 1 && r.stride[d] !== expectStride) contiguous = false;
-      expectStride *= r.size[d];
-    }
+    const contiguous = isContiguous(r);
     let t: TorchTensor;
     if (count === 0) {
       t = { dtype: s.dtype, shape: r.size, data: base.subarray(0, 0) };
@@ -260,6 +278,16 @@ function materialize(
     out.set(name, t);
   }
   return out;
+}
+
+/** Whether a tensor is a dense row-major run of its storage. */
+function isContiguous(r: TensorRef): boolean {
+  let expectStride = 1;
+  for (let d = r.size.length - 1; d >= 0; d--) {
+    if (r.size[d] !== 1 && r.stride[d] !== expectStride) return false;
+    expectStride *= r.size[d];
+  }
+  return true;
 }
 
 /** Copies a strided view into a new contiguous array. */
@@ -290,9 +318,9 @@ function gather(base: TensorData, r: TensorRef): TensorData {
  * const { tensors } = readTorchStateDict(await Deno.readFile("uer_model.bin"), "uer_model.bin");
  * ```
  */
-export function readTorchStateDict(bytes: Uint8Array, source: string): TorchStateDict {
+export function readTorchStateDict(bytes: Uint8Array, source: string, opts: ReadTorchOptions = {}): TorchStateDict {
   try {
-    return readAny(bytes, source);
+    return readAny(bytes, source, opts);
   } catch (e) {
     if (e instanceof Error && e.message.includes(`"${source}"`)) throw e;
     // an unexpected internal failure still becomes one clean line naming the file
@@ -300,8 +328,10 @@ export function readTorchStateDict(bytes: Uint8Array, source: string): TorchStat
   }
 }
 
-function readAny(bytes: Uint8Array, source: string): TorchStateDict {
-  if (isZip(bytes)) return readZip(bytes, source);
+function readAny(bytes: Uint8Array, source: string, opts: ReadTorchOptions): TorchStateDict {
+  opts.ensure?.(0, Math.min(4, bytes.length));
+  if (isZip(bytes)) return readZip(bytes, source, opts);
+  opts.ensure?.(0, bytes.length); // the legacy stream is read as a whole
   if (bytes.length >= 2 && bytes[0] === 0x80 && bytes[1] <= 5) return readLegacy(bytes, source);
   if (bytes.length > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === "ustar") {
     throw fail(
@@ -324,8 +354,8 @@ export function readTorchBin(bytes: Uint8Array, source: string): Map<string, Ten
   return readTorchStateDict(bytes, source).tensors;
 }
 
-function readZip(bytes: Uint8Array, source: string): TorchStateDict {
-  const zip = ZipReader.open(bytes, source);
+function readZip(bytes: Uint8Array, source: string, opts: ReadTorchOptions = {}): TorchStateDict {
+  const zip = ZipReader.open(bytes, source, { ensure: opts.ensure });
   const first = zip.entries.keys().next().value as string | undefined;
   const slash = first?.indexOf("/") ?? -1;
   if (first === undefined || slash <= 0) throw fail(source, "zip has no top-level folder with data.pkl");
@@ -340,12 +370,24 @@ function readZip(bytes: Uint8Array, source: string): TorchStateDict {
     persistentLoad: (pid) => storageFromPid(pid, false),
   });
   const { refs, metadata } = collect(value, source);
+  let lazy: LazyStorages | undefined;
+  const strided = new Set<string>();
+  if (opts.lazy) {
+    lazy = new Map();
+    for (const r of refs.values()) if (!isContiguous(r)) strided.add(r.storage.key);
+  }
   const tensors = materialize(refs, (s) => {
     const name = `${prefix}data/${s.key}`;
-    if (!zip.entries.has(name)) throw fail(source, `storage record "${name}" is missing`);
+    const e = zip.entries.get(name);
+    if (!e) throw fail(source, `storage record "${name}" is missing`);
+    if (lazy && e.method === 0 && !strided.has(s.key)) {
+      const buf = new Uint8Array(e.size); // zeros, not even resident until filled
+      lazy.set(buf.buffer, { offset: e.dataOffset, length: e.size, crc32: e.crc32, name });
+      return buf;
+    }
     return zip.read(name);
   }, source);
-  return { tensors, metadata, container: "zip" };
+  return { tensors, metadata, container: "zip", lazy };
 }
 
 function readLegacy(bytes: Uint8Array, source: string): TorchStateDict {
@@ -506,6 +548,8 @@ export interface TorchWriteOptions {
   archiveName?: string;
   /** `_metadata` (module name → version) to attach with BUILD, as `state_dict()` does. */
   metadata?: [string, number][];
+  /** A storage's CRC-32 when already known (a lazily read one's, from its source file); else computed. */
+  crcOf?: (storage: Uint8Array) => number | undefined;
 }
 
 /** Stride of a contiguous tensor of `shape`. */
@@ -530,6 +574,23 @@ function contiguousStride(shape: number[]): number[] {
  * ```
  */
 export function writeTorchBin(tensors: Map<string, TorchTensor>, opts: TorchWriteOptions = {}): Uint8Array {
+  const { parts, size } = torchBinParts(tensors, opts);
+  return concatParts(parts, size);
+}
+
+/**
+ * `writeTorchBin` as parts (small header buffers and views of the tensors' own storages) whose
+ * concatenation is the file, so a writer can stream them without building the file in memory.
+ *
+ * @example
+ * ```ts
+ * const { parts, size } = torchBinParts(tensors, { archiveName: "pytorch_model" });
+ * ```
+ */
+export function torchBinParts(
+  tensors: Map<string, TorchTensor>,
+  opts: TorchWriteOptions = {},
+): { parts: Uint8Array[]; size: number } {
   const archive = opts.archiveName ?? "archive";
   const w = new PickleWriter();
   w.byte(0x80, 2);
@@ -627,5 +688,5 @@ export function writeTorchBin(tensors: Map<string, TorchTensor>, opts: TorchWrit
   const sorted = [...storages.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const s of sorted) files.push({ name: `${archive}/data/${s.key}`, data: s.bytes });
   files.push({ name: `${archive}/version`, data: new TextEncoder().encode("3\n") });
-  return writeTorchZip(files);
+  return torchZipParts(files, { crcOf: opts.crcOf });
 }

@@ -34,8 +34,20 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
+let nativeCrc32: ((bytes: Uint8Array, crc: number) => number) | undefined;
+
 /**
- * CRC-32 (zip polynomial) of `bytes`.
+ * Lets `crc32` use a native implementation with the same contract (zip polynomial, running value as
+ * the second argument), e.g. `node:zlib`'s `crc32`, which is ~30× faster than the table code here;
+ * `undefined` restores the table code. The file-system edge (`files.ts`) installs it under Deno, so
+ * this module stays free of runtime imports.
+ */
+export function setNativeCrc32(fn: ((bytes: Uint8Array, crc: number) => number) | undefined): void {
+  nativeCrc32 = fn;
+}
+
+/**
+ * CRC-32 (zip polynomial) of `bytes` (slicing-by-8 tables, or the native one `setNativeCrc32` gave).
  *
  * @example
  * ```ts
@@ -43,6 +55,7 @@ const CRC_TABLE = (() => {
  * ```
  */
 export function crc32(bytes: Uint8Array, crc = 0): number {
+  if (nativeCrc32 !== undefined && bytes.length >= 256) return nativeCrc32(bytes, crc) >>> 0;
   const t = CRC_TABLE;
   let c = ~crc >>> 0;
   let i = 0;
@@ -80,22 +93,42 @@ export class ZipReader {
   readonly #bytes: Uint8Array;
   readonly #source: string;
   readonly #verify: boolean;
+  readonly #ensure: (offset: number, length: number) => void;
 
-  private constructor(bytes: Uint8Array, source: string, entries: Map<string, ZipEntry>, verify: boolean) {
+  private constructor(
+    bytes: Uint8Array,
+    source: string,
+    entries: Map<string, ZipEntry>,
+    verify: boolean,
+    ensure: (offset: number, length: number) => void,
+  ) {
     this.#bytes = bytes;
     this.#source = source;
     this.entries = entries;
     this.#verify = verify;
+    this.#ensure = ensure;
   }
 
-  /** Parses the central directory; throws a `SyntaxError` naming `source` for anything malformed. */
-  static open(bytes: Uint8Array, source: string, opts: { verifyCrc?: boolean } = {}): ZipReader {
+  /**
+   * Parses the central directory; throws a `SyntaxError` naming `source` for anything malformed.
+   * `ensure(offset, length)`, when given, is called before each byte range is first looked at, so
+   * `bytes` may be a file-sized buffer that is filled on demand (only the directory, the local
+   * headers and the entries actually read are then loaded).
+   */
+  static open(
+    bytes: Uint8Array,
+    source: string,
+    opts: { verifyCrc?: boolean; ensure?: (offset: number, length: number) => void } = {},
+  ): ZipReader {
+    const ensure = opts.ensure ?? (() => {});
     const n = bytes.byteLength;
     const view = new DataView(bytes.buffer, bytes.byteOffset, n);
     if (n < 22) throw bad(source, `file is ${n} bytes, too short for a zip archive`);
+    const searchFrom = Math.max(0, n - 22 - 65535);
+    ensure(searchFrom, n - searchFrom);
     // End of central directory: search backwards over the comment (≤ 65535 bytes).
     let eocd = -1;
-    for (let p = n - 22; p >= Math.max(0, n - 22 - 65535); p--) {
+    for (let p = n - 22; p >= searchFrom; p--) {
       if (view.getUint32(p, true) === 0x06054b50) {
         eocd = p;
         break;
@@ -107,14 +140,17 @@ export class ZipReader {
     let cdOffset = view.getUint32(eocd + 16, true);
     if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
       const loc = eocd - 20;
+      if (loc >= 0) ensure(loc, 20);
       if (loc < 0 || view.getUint32(loc, true) !== 0x07064b50) throw bad(source, "zip64 locator missing");
       const rec = big(view.getBigUint64(loc + 8, true), n, source, "zip64 record offset");
+      if (rec + 56 <= n) ensure(rec, 56);
       if (rec + 56 > n || view.getUint32(rec, true) !== 0x06064b50) throw bad(source, "zip64 end record missing");
       count = big(view.getBigUint64(rec + 32, true), n, source, "entry count");
       cdSize = big(view.getBigUint64(rec + 40, true), n, source, "central directory size");
       cdOffset = big(view.getBigUint64(rec + 48, true), n, source, "central directory offset");
     }
     if (cdOffset + cdSize > n) throw bad(source, `central directory (${cdOffset}+${cdSize}) lies past the end`);
+    ensure(cdOffset, cdSize);
     const entries = new Map<string, ZipEntry>();
     let p = cdOffset;
     const dec = new TextDecoder("utf-8", { fatal: true });
@@ -163,6 +199,7 @@ export class ZipReader {
       if (flags & 1) throw bad(source, `entry "${name}" is encrypted`);
       checkName(name, source);
       if (entries.has(name)) throw bad(source, `entry "${name}" appears twice`);
+      if (local + 30 <= n) ensure(local, 30);
       if (local + 30 > n || view.getUint32(local, true) !== 0x04034b50) {
         throw bad(source, `entry "${name}" has no local header at offset ${local}`);
       }
@@ -175,13 +212,14 @@ export class ZipReader {
       entries.set(name, { name, method, crc32: crc, compressedSize: csize, size: usize, dataOffset });
       p = end;
     }
-    return new ZipReader(bytes, source, entries, opts.verifyCrc ?? true);
+    return new ZipReader(bytes, source, entries, opts.verifyCrc ?? true, ensure);
   }
 
   /** The bytes of entry `name` (checked against its CRC-32); throws if absent. */
   read(name: string): Uint8Array {
     const e = this.entries.get(name);
     if (!e) throw bad(this.#source, `entry "${name}" is missing`);
+    this.#ensure(e.dataOffset, e.compressedSize);
     const raw = this.#bytes.subarray(e.dataOffset, e.dataOffset + e.compressedSize);
     let out: Uint8Array;
     if (e.method === 0) out = raw;
@@ -224,33 +262,78 @@ export interface ZipInput {
 const ALIGN = 64;
 
 /**
- * Writes a stored zip exactly as torch's `PyTorchStreamWriter` (miniz) does: each local header
- * carries an `FB` extra field padding the data to a 64-byte boundary, a data descriptor follows the
- * data, dates are zero, and the archive ends with zip64 end records.
+ * The bytes of a stored zip laid out exactly as torch's `PyTorchStreamWriter` (miniz) writes it, as
+ * a list of parts whose concatenation is the archive: small header buffers and the entries' data
+ * as the caller's own views (nothing is copied, so a writer can stream them to a file). Each local
+ * header carries an `FB` extra field padding the data to a 64-byte boundary, a data descriptor
+ * follows the data, dates are zero, and the archive ends with zip64 end records. `crcOf` may supply
+ * an entry's CRC-32 when it is already known (its data not loaded yet); otherwise it is computed.
  *
  * @example
  * ```ts
- * const zip = writeTorchZip([{ name: "archive/version", data: new TextEncoder().encode("3\n") }]);
+ * const { parts, size } = torchZipParts([{ name: "archive/version", data: new TextEncoder().encode("3\n") }]);
  * ```
  */
-export function writeTorchZip(files: ZipInput[]): Uint8Array {
+export function torchZipParts(
+  files: ZipInput[],
+  opts: { crcOf?: (data: Uint8Array) => number | undefined } = {},
+): { parts: Uint8Array[]; size: number } {
   const enc = new TextEncoder();
   const names = files.map((f) => enc.encode(f.name));
-  // Layout pass: sizes and offsets.
+  const parts: Uint8Array[] = [];
   const offsets: number[] = [];
-  const pads: number[] = [];
-  const zip64: boolean[] = [];
+  const crcs: number[] = [];
   let cursor = 0;
   for (let i = 0; i < files.length; i++) {
-    const size = files[i].data.byteLength;
+    const data = files[i].data;
+    const size = data.byteLength;
     const big64 = size >= 0xffffffff || cursor >= 0xffffffff;
+    const bigOff = cursor >= 0xffffffff;
     let start = cursor + 30 + names[i].length + 4;
-    if (big64) start += 4 + 16 + (cursor >= 0xffffffff ? 8 : 0);
+    if (big64) start += 4 + 16 + (bigOff ? 8 : 0);
     const pad = (ALIGN - (start % ALIGN)) % ALIGN;
+    const headLen = start + pad - cursor;
+    const head = new Uint8Array(headLen);
+    const v = new DataView(head.buffer);
+    const crc = opts.crcOf?.(data) ?? crc32(data);
+    crcs.push(crc);
+    v.setUint32(0, 0x04034b50, true);
+    v.setUint16(4, big64 ? 45 : 0, true);
+    v.setUint16(6, 0x0808, true); // data descriptor + UTF-8 names
+    // method, time, date, crc, sizes: zero (the descriptor carries them)
+    if (big64) {
+      v.setUint32(18, 0xffffffff, true);
+      v.setUint32(22, 0xffffffff, true);
+    }
+    v.setUint16(26, names[i].length, true);
+    const extra = 4 + pad + (big64 ? 4 + 16 + (bigOff ? 8 : 0) : 0);
+    v.setUint16(28, extra, true);
+    head.set(names[i], 30);
+    let p = 30 + names[i].length;
+    if (big64) {
+      const len = 16 + (bigOff ? 8 : 0);
+      v.setUint16(p, 1, true);
+      v.setUint16(p + 2, len, true);
+      p += 4 + len; // sizes in the descriptor; zeros here as miniz writes them
+    }
+    head[p] = 0x46; // "FB"
+    head[p + 1] = 0x42;
+    v.setUint16(p + 2, pad, true);
+    head.fill(0x5a, p + 4, p + 4 + pad); // "Z"
+    const desc = new Uint8Array(big64 ? 24 : 16);
+    const dv = new DataView(desc.buffer);
+    dv.setUint32(0, 0x08074b50, true);
+    dv.setUint32(4, crc, true);
+    if (big64) {
+      dv.setBigUint64(8, BigInt(size), true);
+      dv.setBigUint64(16, BigInt(size), true);
+    } else {
+      dv.setUint32(8, size, true);
+      dv.setUint32(12, size, true);
+    }
+    parts.push(head, data, desc);
     offsets.push(cursor);
-    pads.push(pad);
-    zip64.push(big64);
-    cursor = start + pad + size + (big64 ? 24 : 16);
+    cursor += headLen + size + desc.length;
   }
   const cdOffset = cursor;
   let cdSize = 0;
@@ -258,53 +341,9 @@ export function writeTorchZip(files: ZipInput[]): Uint8Array {
     const needs = files[i].data.byteLength >= 0xffffffff || offsets[i] >= 0xffffffff;
     cdSize += 46 + names[i].length + (needs ? 4 + 24 : 0);
   }
-  const total = cdOffset + cdSize + 56 + 20 + 22;
-  const out = new Uint8Array(total);
-  const v = new DataView(out.buffer);
-  const crcs: number[] = [];
+  const tail = new Uint8Array(cdSize + 56 + 20 + 22);
+  const v = new DataView(tail.buffer);
   let p = 0;
-  for (let i = 0; i < files.length; i++) {
-    const data = files[i].data;
-    const crc = crc32(data);
-    crcs.push(crc);
-    v.setUint32(p, 0x04034b50, true);
-    v.setUint16(p + 4, zip64[i] ? 45 : 0, true);
-    v.setUint16(p + 6, 0x0808, true); // data descriptor + UTF-8 names
-    // method, time, date, crc, sizes: zero (the descriptor carries them)
-    if (zip64[i]) {
-      v.setUint32(p + 18, 0xffffffff, true);
-      v.setUint32(p + 22, 0xffffffff, true);
-    }
-    v.setUint16(p + 26, names[i].length, true);
-    const extra = 4 + pads[i] + (zip64[i] ? 4 + 16 + (offsets[i] >= 0xffffffff ? 8 : 0) : 0);
-    v.setUint16(p + 28, extra, true);
-    out.set(names[i], p + 30);
-    p += 30 + names[i].length;
-    if (zip64[i]) {
-      const len = 16 + (offsets[i] >= 0xffffffff ? 8 : 0);
-      v.setUint16(p, 1, true);
-      v.setUint16(p + 2, len, true);
-      p += 4 + len; // sizes in the descriptor; zeros here as miniz writes them
-    }
-    out[p] = 0x46; // "FB"
-    out[p + 1] = 0x42;
-    v.setUint16(p + 2, pads[i], true);
-    out.fill(0x5a, p + 4, p + 4 + pads[i]); // "Z"
-    p += 4 + pads[i];
-    out.set(data, p);
-    p += data.byteLength;
-    v.setUint32(p, 0x08074b50, true);
-    v.setUint32(p + 4, crc, true);
-    if (zip64[i]) {
-      v.setBigUint64(p + 8, BigInt(data.byteLength), true);
-      v.setBigUint64(p + 16, BigInt(data.byteLength), true);
-      p += 24;
-    } else {
-      v.setUint32(p + 8, data.byteLength, true);
-      v.setUint32(p + 12, data.byteLength, true);
-      p += 16;
-    }
-  }
   for (let i = 0; i < files.length; i++) {
     const size = files[i].data.byteLength;
     const bigSize = size >= 0xffffffff;
@@ -319,7 +358,7 @@ export function writeTorchZip(files: ZipInput[]): Uint8Array {
     const xlen = bigSize || bigOff ? 24 : 0;
     v.setUint16(p + 30, xlen ? 4 + xlen : 0, true);
     v.setUint32(p + 42, bigOff ? 0xffffffff : offsets[i], true);
-    out.set(names[i], p + 46);
+    tail.set(names[i], p + 46);
     p += 46 + names[i].length;
     if (xlen) {
       v.setUint16(p, 1, true);
@@ -331,7 +370,7 @@ export function writeTorchZip(files: ZipInput[]): Uint8Array {
     }
   }
   // zip64 end of central directory record + locator, then the classic record (as miniz writes).
-  const rec = p;
+  const rec = cdOffset + p;
   v.setUint32(p, 0x06064b50, true);
   v.setBigUint64(p + 4, 44n, true);
   v.setUint16(p + 12, 0x031e, true);
@@ -351,6 +390,33 @@ export function writeTorchZip(files: ZipInput[]): Uint8Array {
   v.setUint32(p + 12, Math.min(cdSize, 0xffffffff), true);
   v.setUint32(p + 16, Math.min(cdOffset, 0xffffffff), true);
   p += 22;
-  if (p !== total) throw new Error(`internal: zip layout ${p} != ${total}`);
+  if (p !== tail.length) throw new Error(`internal: zip layout ${p} != ${tail.length}`);
+  parts.push(tail);
+  return { parts, size: cdOffset + tail.length };
+}
+
+/** Concatenates parts (as `torchZipParts` returns them) into one buffer. */
+export function concatParts(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (const b of parts) {
+    out.set(b, p);
+    p += b.byteLength;
+  }
+  if (p !== size) throw new Error(`internal: parts hold ${p} bytes, expected ${size}`);
   return out;
+}
+
+/**
+ * Writes a stored zip exactly as torch's `PyTorchStreamWriter` (miniz) does, into one buffer (see
+ * `torchZipParts` for the layout and a streaming form).
+ *
+ * @example
+ * ```ts
+ * const zip = writeTorchZip([{ name: "archive/version", data: new TextEncoder().encode("3\n") }]);
+ * ```
+ */
+export function writeTorchZip(files: ZipInput[]): Uint8Array {
+  const { parts, size } = torchZipParts(files);
+  return concatParts(parts, size);
 }

@@ -57,5 +57,8 @@ Deno.test("makeSchedule() rejects an unknown scheduler and bad totals naming the
     () => makeSchedule({ scheduler: "cosine" as "linear", learningRate: 1, totalSteps: 1, warmup: 0 }),
     /--scheduler/,
   );
-  assert.throws(() => makeSchedule({ scheduler: "linear", learningRate: 1, totalSteps: 0, warmup: 0 }), /--total_steps/);
+  assert.throws(
+    () => makeSchedule({ scheduler: "linear", learningRate: 1, totalSteps: 0, warmup: 0 }),
+    /--total_steps/,
+  );
 });

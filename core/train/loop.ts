@@ -1,0 +1,137 @@
+/**
+ * The pretraining loop of UER-py's `Trainer.train` (`uer/trainer.py`): for each step from the current
+ * one to `total_steps`, draw a batch, run one training step at the scheduled lr (the trainer applies the
+ * optimizer update every `accumulation_steps` steps), add the step's numbers to the report sums, report
+ * every `report_steps` (then reset the sums and the clock) and save a checkpoint every
+ * `save_checkpoint_steps`, in that order. Unlike UER-py, the last step is also saved when `total_steps`
+ * is not a multiple of `save_checkpoint_steps`, so a run always ends with its final weights on disk.
+ * What a checkpoint needs to resume (loader position and RNG, the running report sums) is handed to the
+ * `onCheckpoint` hook; the caller writes it. Browser compatible: all I/O goes through the hooks.
+ * @module
+ */
+
+import type { Batch, LoadedBatch, LoaderState } from "./loader.ts";
+import type { Schedule } from "./schedule.ts";
+import { addStep, emptySums, makeReport, type Report, type ReportSums, type StepLike } from "./metrics.ts";
+
+/** What the loop needs from a trainer (`core/train/trainer.ts`'s `Trainer` fits). */
+export interface TrainerLike {
+  /** One forward/backward on `batch`; the optimizer update (when due) uses `lr`. */
+  step(batch: Batch, lr: number): Promise<StepLike>;
+}
+
+/** What the loop needs from a loader (`AlbertLoader` fits). */
+export interface BatchSource {
+  next(): Promise<LoadedBatch>;
+  state(): LoaderState;
+}
+
+/** Everything besides weights and moments that a resumed run needs. */
+export interface ResumeState {
+  /** Steps done. */
+  step: number;
+  loader: LoaderState;
+  /** Report sums of the steps since the last report. */
+  sums: ReportSums;
+}
+
+/** Per-step progress for a progress bar. */
+export interface StepInfo {
+  step: number;
+  totalSteps: number;
+  lr: number;
+  stats: StepLike;
+  /** Steps per second since the loop started. */
+  stepsPerS: number;
+}
+
+/** Loop settings (UER-py flag names in camelCase) and hooks. */
+export interface LoopOptions {
+  trainer: TrainerLike;
+  loader: BatchSource;
+  schedule: Schedule;
+  totalSteps: number;
+  reportSteps: number;
+  saveCheckpointSteps: number;
+  /** `--batch_size` (tokens/s counts `batch_size * seq_length * report_steps`, as UER-py). */
+  batchSize: number;
+  worldSize?: number;
+  /** Steps already done (a resumed run); default 0. */
+  startStep?: number;
+  /** Report sums restored with a resumed run. */
+  sums?: ReportSums;
+  /** Save the last step even if it is not a multiple of saveCheckpointSteps (default true). */
+  saveFinal?: boolean;
+  /** Clock in milliseconds (default `performance.now`). */
+  now?: () => number;
+  onStep?: (info: StepInfo) => void;
+  onReport?: (report: Report) => void | Promise<void>;
+  onCheckpoint?: (step: number, state: ResumeState) => Promise<void>;
+  /** Stops the loop after the current step. */
+  signal?: AbortSignal;
+}
+
+/** What the loop did. */
+export interface LoopResult {
+  /** Steps done in total (including those before a resume). */
+  step: number;
+  reports: Report[];
+  /** Steps whose checkpoint was handed to `onCheckpoint`. */
+  checkpoints: number[];
+}
+
+/**
+ * Runs the loop from `startStep + 1` to `totalSteps`.
+ *
+ * @example
+ * ```ts
+ * await trainLoop({ trainer, loader, schedule, totalSteps: 30, reportSteps: 10, saveCheckpointSteps: 30,
+ *   batchSize: 8, onReport: (r) => console.log(formatReport(r)) });
+ * ```
+ */
+export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
+  const { trainer, loader, schedule, totalSteps, reportSteps, saveCheckpointSteps } = opts;
+  for (const [flag, v] of [["report_steps", reportSteps], ["save_checkpoint_steps", saveCheckpointSteps]] as const) {
+    if (!(Number.isInteger(v) && v > 0)) throw new RangeError(`Invalid --${flag} ${v}: must be a positive integer`);
+  }
+  const now = opts.now ?? (() => performance.now());
+  const worldSize = opts.worldSize ?? 1;
+  const saveFinal = opts.saveFinal ?? true;
+  const first = (opts.startStep ?? 0) + 1;
+  const sums: ReportSums = opts.sums ? { ...opts.sums } : emptySums();
+  const reports: Report[] = [];
+  const checkpoints: number[] = [];
+  const t0 = now();
+  let windowStart = t0;
+  let step = first - 1;
+  for (let current = first; current <= totalSteps; current++) {
+    const { batch } = await loader.next();
+    const lr = schedule.lrAt(current);
+    const stats = await trainer.step(batch, lr);
+    addStep(sums, stats);
+    step = current;
+    const t = now();
+    opts.onStep?.({ step: current, totalSteps, lr, stats, stepsPerS: (current - first + 1) / ((t - t0) / 1000) });
+    if (current % reportSteps === 0) {
+      const doneTokens = opts.batchSize * batch.seqLength * reportSteps * worldSize;
+      const r = makeReport(sums, {
+        step: current,
+        totalSteps,
+        reportSteps,
+        doneTokens,
+        seconds: (t - windowStart) / 1000,
+        lr,
+      }, (t - t0) / 1000);
+      Object.assign(sums, emptySums());
+      reports.push(r);
+      await opts.onReport?.(r);
+      windowStart = now();
+    }
+    if (current % saveCheckpointSteps === 0 || (saveFinal && current === totalSteps)) {
+      await opts.onCheckpoint?.(current, { step: current, loader: loader.state(), sums: { ...sums } });
+      checkpoints.push(current);
+    }
+    if (opts.signal?.aborted) break;
+  }
+  return { step, reports, checkpoints };
+}
