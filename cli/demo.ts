@@ -73,7 +73,7 @@ export async function run(opts: DemoOptions): Promise<void> {
       processesNum: 1,
       dataProcessor: "albert",
       docsBufferSize: 100000,
-      seqLength: 64,
+      seqLength: 32,
       dupFactor: 5,
       shortSeqProb: 0.1,
       fullSentences: false,
@@ -187,5 +187,5 @@ export async function run(opts: DemoOptions): Promise<void> {
 }
 
 /** Demo training length and lr (about a minute on 2 CPU cores). */
-const DEMO_STEPS = 600;
+const DEMO_STEPS = 1200;
 const DEMO_LR = 1e-3;
