@@ -11,7 +11,8 @@ import type { Tensor } from "../core/tensor.ts";
 import { exists } from "../core/io/atomic.ts";
 import { type HfFormat, writeHfFolder } from "./hf_folder.ts";
 import { type LoadedModel, loadModel, type ModelFormat } from "./mod.ts";
-import { uerModuleMetadata } from "./names.ts";
+import { uerModuleMetadata, uerToHf } from "./names.ts";
+import { safetensorsParts } from "./safetensors.ts";
 import { torchBinParts } from "./torch_bin.ts";
 import { writePartsAtomic } from "./files.ts";
 
@@ -93,10 +94,27 @@ async function write(
   const out = req.outputModelPath;
   onStage(`writing ${req.to} ${out}`);
   let files: string[];
-  if (req.to === "uer") {
+  const refuseExisting = async () => {
     if (!req.overwrite && (await exists(out))) {
       throw new TypeError(`Cannot write "${out}": it already exists\n  hint: pass --overwrite or pick another path`);
     }
+  };
+  if (req.to === "hf" && /\.(bin|safetensors)$/.test(out)) {
+    // UER-py's convert script writes the bare HF state dict (the model card's `--output_model_path
+    // pytorch_model.bin`); a path ending in .bin / .safetensors gets that one file, anything else a folder.
+    await refuseExisting();
+    const hf = uerToHf(m.params, m.config, req.inputModelPath);
+    let parts: Uint8Array[];
+    if (out.endsWith(".bin")) {
+      parts = torchBinParts(hf, { archiveName: archiveStem(out), crcOf: m.lazy?.crcOf }).parts;
+    } else {
+      m.lazy?.loadAll();
+      parts = safetensorsParts(hf, { format: "pt" }).parts;
+    }
+    await writePartsAtomic(out, parts, { lazy: m.lazy, release: true });
+    files = [out];
+  } else if (req.to === "uer") {
+    await refuseExisting();
     const params = m.params as Map<string, Tensor>;
     await writePartsAtomic(
       out,

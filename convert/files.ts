@@ -11,7 +11,7 @@
  */
 import * as zlib from "node:zlib";
 import type { Tensor } from "../core/tensor.ts";
-import { tempSibling } from "../core/io/atomic.ts";
+import { ensureParentDir, tempSibling } from "../core/io/atomic.ts";
 import { crc32, setNativeCrc32 } from "./zip.ts";
 import { type LazyStorages, readTorchStateDict } from "./torch_bin.ts";
 import { readSafetensors } from "./safetensors.ts";
@@ -249,6 +249,7 @@ export async function writePartsAtomic(
   parts: Uint8Array[],
   opts: WritePartsOptions = {},
 ): Promise<void> {
+  await ensureParentDir(path);
   const tmp = tempSibling(path);
   try {
     await writeParts(tmp, parts, opts);

@@ -137,3 +137,20 @@ Deno.test("convert: uer→hf matches UER-py's converter bytes; hf→uer→hf and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("convert --to hf into a .bin / .safetensors path writes the bare state dict, as the model card's command", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The model card: convert_albert_from_uer_to_huggingface.py --output_model_path pytorch_model.bin
+    const bin = `${dir}/new/pytorch_model.bin`;
+    const st = `${dir}/model.safetensors`;
+    const common = ["--from", "uer", "--to", "hf", "--input_model_path", `${R}/uer_model.bin`];
+    assert.equal(await convert(...common, "--config_path", `${R}/uer_config.json`, "--output_model_path", bin), 0);
+    assert.ok(await sameFile(bin, `${R}/hf/pytorch_model.bin`), "pytorch_model.bin differs from UER-py's");
+    assert.equal(await convert(...common, "--config_path", `${R}/uer_config.json`, "--output_model_path", st), 0);
+    assert.ok(await sameFile(st, `${R}/hf/model.safetensors`), "model.safetensors differs from the reference");
+    assert.equal(await convert(...common, "--config_path", `${R}/uer_config.json`, "--output_model_path", st), 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -13,8 +13,14 @@ export function tempSibling(path: string): string {
   return `${dir}.${base}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** Creates the folder that will hold `path` (and its parents), as `mkdir -p` would. */
+export async function ensureParentDir(path: string): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true });
+}
+
 /**
- * Writes `data` to `path` atomically (temp file + rename).
+ * Writes `data` to `path` atomically (temp file + rename); missing parent folders are created.
  *
  * @example
  * ```ts
@@ -22,6 +28,7 @@ export function tempSibling(path: string): string {
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await ensureParentDir(path);
   const tmp = tempSibling(path);
   try {
     if (typeof data === "string") await Deno.writeTextFile(tmp, data);
@@ -35,7 +42,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
 
 /**
  * Builds a directory atomically: `fill` writes into a temporary sibling directory, which is then
- * renamed to `path`. With `overwrite`, an existing `path` is replaced only after `fill` succeeded.
+ * renamed to `path` (missing parent folders are created). With `overwrite`, an existing `path` is replaced only after `fill` succeeded.
  *
  * @example
  * ```ts
@@ -47,6 +54,7 @@ export async function writeDirAtomic(
   fill: (tmpDir: string) => Promise<void>,
   opts: { overwrite?: boolean } = {},
 ): Promise<void> {
+  await ensureParentDir(path);
   const tmp = tempSibling(path);
   await Deno.mkdir(tmp, { recursive: true });
   try {
