@@ -192,6 +192,13 @@ Deno.test("infer reports bad input in one line: no [MASK], vocab size, config/we
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /warning: text 1 has 11 tokens, truncated to --seq_length 9/);
     assert.equal((JSON.parse(r.stdout) as Pred[]).length, 5);
+    // --seq_length beyond the model's 128 positions: rows are cut to the positions, with a warning.
+    r = await cli("infer", "--model_path", hf, "--text", "中".repeat(140) + "[MASK]", "--seq_length", "512", "--json");
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /warning: text 1 has 143 tokens, truncated to the model's 128 positions/);
+    r = await cli("infer", "--model_path", hf, "--text", "[MASK]" + "中".repeat(140), "--seq_length", "512", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as Pred[]).length, 5);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

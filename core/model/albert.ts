@@ -12,7 +12,7 @@
  * @module
  */
 import type { AlbertConfig } from "../config.ts";
-import { A, Graph, type Value } from "../graph/builder.ts";
+import { A, Graph, makeTensor, type Value } from "../graph/builder.ts";
 import type { Dim } from "../graph/shapes.ts";
 import { activation, layerNorm, linear, type NormOptions, type Semantics, softmax } from "./layers.ts";
 
@@ -56,6 +56,8 @@ export interface AlbertValues {
   layerOutputs: Value[];
   /** [B,T,H] last hidden state. */
   encoderOutput: Value;
+  /** [B,1,1,T] additive attention bias (0 or -10000). */
+  attentionBias: Value;
 }
 
 function vocabSize(cfg: AlbertConfig): number {
@@ -104,9 +106,11 @@ export function embedding(g: Graph, cfg: AlbertConfig, inp: AlbertInputs, norm: 
 
 /** Additive attention bias [B,1,1,T]: 0 for real keys, -10000 for padding (UER `seg > 0`, HF `attention_mask`). */
 export function attentionBias(g: Graph, inp: AlbertInputs): Value {
-  // Masks are computed in float (no int64 arithmetic on WebGPU).
-  const keep = inp.seg ? g.cast(g.greater(g.cast(inp.seg, "F32"), 0), "F32") : g.cast(inp.attentionMask!, "F32"); // [B,T]
-  return g.unsqueeze(g.mul(g.sub(1, keep), -10000), [1, 2]); // [B,1,1,T]
+  // A table lookup by the integer ids: WebGPU has no Cast from int64 (it would run on the CPU), but
+  // Gather takes int64 indices. seg 0 (padding) / 1 / 2 → -10000 / 0 / 0; attention_mask 0 / 1 → -10000 / 0.
+  const table = inp.seg ? [-10000, 0, 0] : [-10000, 0];
+  const bias = g.gather(g.constant(makeTensor("F32", [table.length], table)), inp.seg ?? inp.attentionMask!); // [B,T]
+  return g.unsqueeze(bias, [1, 2]); // [B,1,1,T]
 }
 
 /** One post-LN transformer layer (`<prefix>.self_attn/feed_forward/layer_norm_1/2`): [B,T,H] → [B,T,H]. */
@@ -124,8 +128,14 @@ export function transformerLayer(
   const k = heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H));
   const v = heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H));
   const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [B,n,T,T]
-  const probs = softmax(g, g.add(scores, bias));
+  const probs = softmax(g, g.add(scores, bias), norm.fusedOps);
   const ctx = g.reshape(g.transpose(g.matmul(probs, v), [0, 2, 1, 3]), [0, 0, H]); // [B,n,T,d] -> [B,T,H]
+  return layerTail(g, cfg, prefix, ctx, x, norm);
+}
+
+/** Attention output projection, residual + LayerNorm, feed-forward, residual + LayerNorm: [...,H] → [...,H]. */
+function layerTail(g: Graph, cfg: AlbertConfig, prefix: string, ctx: Value, x: Value, norm: NormOptions): Value {
+  const H = cfg.hidden_size;
   const attn = linear(g, `${prefix}.self_attn.final_linear`, ctx, H, H);
   const inter = layerNorm(g, `${prefix}.layer_norm_1`, g.add(attn, x), H, norm);
   const ff1 = activation(
@@ -135,6 +145,33 @@ export function transformerLayer(
   );
   const ff = linear(g, `${prefix}.feed_forward.linear_2`, ff1, cfg.feedforward_size, H);
   return layerNorm(g, `${prefix}.layer_norm_2`, g.add(ff, inter), H, norm);
+}
+
+/**
+ * `transformerLayer` evaluated at K rows only: queries, attention output and feed-forward for the
+ * flat positions `pos` [K] (into B*T) of batch rows `rows` [K], keys/values for every position of
+ * those rows. x [B,T,H] → [K,H], equal to `transformerLayer(...)` reshaped to [B*T,H] at `pos`.
+ */
+export function transformerLayerAtRows(
+  g: Graph,
+  cfg: AlbertConfig,
+  prefix: string,
+  x: Value,
+  bias: Value,
+  norm: NormOptions,
+  pos: Value,
+  rows: Value,
+): Value {
+  const H = cfg.hidden_size, n = cfg.heads_num, d = H / n;
+  const heads = (v: Value) => g.transpose(g.reshape(v, [0, 0, n, d]), [0, 2, 1, 3]); // [B,T,H] -> [B,n,T,d]
+  const xq = g.gather(g.reshape(x, [-1, H]), pos); // [B*T,H] -> [K,H]
+  const q = g.reshape(linear(g, `${prefix}.self_attn.linear_layers.0`, xq, H, H), [-1, n, 1, d]); // [K,n,1,d]
+  const k = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H)), rows); // [K,n,T,d]
+  const v = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H)), rows); // [K,n,T,d]
+  const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [K,n,1,T]
+  const probs = softmax(g, g.add(scores, g.gather(bias, rows)), norm.fusedOps); // bias [B,1,1,T] -> [K,1,1,T]
+  const ctx = g.reshape(g.matmul(probs, v), [-1, H]); // [K,n,1,d] -> [K,H]
+  return layerTail(g, cfg, prefix, ctx, xq, norm);
 }
 
 /** The encoder: factorized projection (`encoder.linear`) then `layers_num` layer applications. */
@@ -181,7 +218,14 @@ export function albert(g: Graph, cfg: AlbertConfig, opts: AlbertOptions): Albert
   const embeddingOutput = embedding(g, cfg, inputs, opts);
   const bias = attentionBias(g, inputs);
   const { projectedEmbedding, layerOutputs } = encoder(g, cfg, embeddingOutput, bias, opts);
-  return { inputs, embeddingOutput, projectedEmbedding, layerOutputs, encoderOutput: layerOutputs.at(-1)! };
+  return {
+    inputs,
+    embeddingOutput,
+    projectedEmbedding,
+    layerOutputs,
+    encoderOutput: layerOutputs.at(-1)!,
+    attentionBias: bias,
+  };
 }
 
 /** Outputs an inference graph can expose (names as in the reference files). */
@@ -206,6 +250,12 @@ export interface InferenceGraphOptions extends AlbertOptions {
    * those rows: `mlm_transform` [K,E], `mlm_logits` [K,V] (fill-mask needs only the [MASK] rows).
    */
   mlmPositions?: boolean;
+  /**
+   * With `mlmPositions` and only MLM outputs: run the last layer at those rows too (queries, attention
+   * output, feed-forward; keys/values everywhere). Adds an input `mlm_rows` (I64 [K], the batch row
+   * of each position, so no int64 division in the graph). For fill-mask; inference only.
+   */
+  lastLayerAtPositions?: boolean;
 }
 
 /**
@@ -236,11 +286,22 @@ export function inferenceGraph(cfg: AlbertConfig, opts: InferenceGraphOptions): 
     // The last layer output may also be in layer_outputs (a different value, so no clash).
     g.output(h, name("encoder_output"));
   }
+  if (opts.lastLayerAtPositions && (!opts.mlmPositions || [...want].some((o) => !o.startsWith("mlm_")))) {
+    throw new RangeError("Cannot build lastLayerAtPositions: it needs mlmPositions and only mlm_* outputs");
+  }
   if (want.has("mlm_transform") || want.has("mlm_logits")) {
     let h = a.encoderOutput;
     if (opts.mlmPositions) {
       const pos = g.input("mlm_positions", "I64", ["masked"]);
-      h = g.gather(g.reshape(h, [-1, cfg.hidden_size]), pos); // [B*T,H] -> [K,H]
+      if (opts.lastLayerAtPositions) {
+        const rows = g.input("mlm_rows", "I64", ["masked"]);
+        const L = cfg.layers_num;
+        const prev = L > 1 ? a.layerOutputs[L - 2] : a.projectedEmbedding;
+        const prefix = cfg.parameter_sharing ? "encoder.transformer" : `encoder.transformer.${L - 1}`;
+        h = transformerLayerAtRows(g, cfg, prefix, prev, a.attentionBias, opts, pos, rows); // [K,H]
+      } else {
+        h = g.gather(g.reshape(h, [-1, cfg.hidden_size]), pos); // [B*T,H] -> [K,H]
+      }
     }
     const mlm = mlmHead(g, cfg, h, opts);
     out("mlm_transform", () => mlm.transform);

@@ -6,7 +6,7 @@
  * @module
  */
 import type { HiddenAct } from "../config.ts";
-import type { Graph, Value } from "../graph/builder.ts";
+import { A, type Graph, type Value } from "../graph/builder.ts";
 
 /** LayerNorm flavour: UER-py's (training, UER checkpoints) or HF's `nn.LayerNorm`. */
 export type Semantics = "uer" | "hf";
@@ -16,6 +16,12 @@ export interface NormOptions {
   semantics: Semantics;
   /** HF `layer_norm_eps` (default 1e-12); unused for UER semantics. */
   eps?: number;
+  /**
+   * Inference graphs only: emit ONNX `LayerNormalization` (HF semantics; UER's has no ONNX op) and
+   * `Softmax` instead of primitives, so onnxruntime runs one kernel where it would run nine (CPU
+   * does not fuse the primitive form). These ops have no gradient rules: leave it off for training.
+   */
+  fusedOps?: boolean;
 }
 
 /** `x @ W^T + b` with `W = <prefix>.weight [out, in]`, `b = <prefix>.bias [out]`. */
@@ -32,6 +38,10 @@ export function linear(g: Graph, prefix: string, x: Value, inSize: number, outSi
 export function layerNorm(g: Graph, prefix: string, x: Value, size: number, norm: NormOptions): Value {
   const gamma = g.param(`${prefix}.gamma`, [size]);
   const beta = g.param(`${prefix}.beta`, [size]);
+  if (norm.fusedOps && norm.semantics === "hf") {
+    const attrs = { axis: A.int(-1), epsilon: A.float(norm.eps ?? 1e-12) };
+    return g.op("LayerNormalization", [x, gamma, beta], attrs, { shapes: [{ dtype: x.dtype, shape: [...x.shape] }] });
+  }
   const d = g.sub(x, g.reduceMean(x, [-1]));
   const sq = g.mul(d, d);
   if (norm.semantics === "uer") {
@@ -58,8 +68,12 @@ export function activation(g: Graph, act: HiddenAct, x: Value): Value {
   }
 }
 
-/** Softmax over the last axis from max/exp/sum/div (no Softmax op; DESIGN.md §3). */
-export function softmax(g: Graph, x: Value): Value {
+/**
+ * Softmax over the last axis from max/exp/sum/div (no Softmax op, so no gradient rule; DESIGN.md §3),
+ * or the ONNX `Softmax` op when `fused` (inference graphs only).
+ */
+export function softmax(g: Graph, x: Value, fused = false): Value {
+  if (fused) return g.op("Softmax", [x], { axis: A.int(-1) }, { shapes: [{ dtype: x.dtype, shape: [...x.shape] }] });
   const e = g.exp(g.sub(x, g.reduceMax(x, [-1])));
   return g.div(e, g.reduceSum(e, [-1]));
 }

@@ -1,19 +1,20 @@
 /**
  * Inference pipelines over an ALBERT model: fill-mask (HF `FillMaskPipeline`, UER-py
  * `scripts/cloze_test.py`) and feature extraction (HF `FeatureExtractionPipeline`, UER-py
- * `scripts/extract_features.py`). One session per pipeline (params baked in as initializers so
- * onnxruntime can fold and pre-pack them); texts run in batches padded to their longest row.
- * Fill-mask computes the MLM head only at the [MASK] rows (`mlm_positions`).
+ * `scripts/extract_features.py`). One session per task (params baked in as initializers so
+ * onnxruntime can fold and pre-pack them; on WebGPU one per padded length, see `AlbertPipeline`);
+ * texts run in batches padded to their longest row.
+ * Fill-mask computes the last layer's queries/feed-forward and the MLM head only at the [MASK] rows.
  * Browser compatible: no Deno APIs (files are read by cli/infer.ts).
  * @module
  */
 import type { AlbertConfig } from "../config.ts";
 import { toOnnx } from "../graph/onnx_proto.ts";
-import { createSession, type Device, type Session } from "../runtime/mod.ts";
+import { createSession, type Device, pickBackend, type Placement, type Session } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
 import type { BertTokenizer } from "../tokenizer/bert_tokenizer.ts";
 import { type AlbertOutput, inferenceGraph } from "./albert.ts";
-import type { Semantics } from "./layers.ts";
+import { type Semantics, softmax } from "./layers.ts";
 
 /** A model as `convert/mod.ts` `loadModel()` returns it (UER names). */
 export interface PipelineModel {
@@ -37,12 +38,26 @@ export interface FillMaskPrediction {
   sequence: string;
 }
 
+/** Milliseconds spent per stage, summed over batches (for benchmarks). */
+export interface PipelineTimings {
+  /** Text → ids (and truncation). */
+  tokenize: number;
+  /** Padded id tensors (and mask positions). */
+  feeds: number;
+  /** The session run, outputs copied to the host. */
+  run: number;
+  /** Softmax, top-k and the result objects (fill-mask), or row copies (features). */
+  post: number;
+}
+
 /** Batching options. */
 export interface BatchOptions {
   batchSize: number;
   /** Rows longer than this are truncated (with a warning through `warn`). */
   seqLength: number;
   warn?: (line: string) => void;
+  /** If given, each stage's time is added to it. */
+  timings?: PipelineTimings;
 }
 
 /** Features of one text. */
@@ -54,54 +69,75 @@ export interface TextFeatures {
   pooledOutput: Float32Array;
 }
 
+/** Options of `AlbertPipeline.create`. */
+export interface PipelineOptions {
+  device?: Device;
+  /** CPU intra-op threads (default onnxruntime's choice). */
+  threads?: number;
+  /** Where the device choice of `auto` is reported. */
+  log?: (line: string) => void;
+  /** WebGPU/wasm: record node placement per session (see `placements()`). */
+  reportPlacement?: boolean;
+}
+
+type Task = "fill-mask" | "feature-extraction";
+
 interface Encoded {
   ids: number[];
   seg: number[];
   types: number[];
 }
 
-function toTensor(rows: number[][], width: number, dtype: "I64"): Tensor {
-  const data = new BigInt64Array(rows.length * width);
-  rows.forEach((r, i) => r.forEach((v, j) => (data[i * width + j] = BigInt(v))));
-  return { dtype, shape: [rows.length, width], data };
-}
+/** WebGPU sessions kept per pipeline (one per task and padded length); the oldest is released. */
+const MAX_STATIC_SESSIONS = 4;
+const MIN_STATIC_SEQ = 16;
+
+const now = () => performance.now();
 
 /**
  * A loaded model + tokenizer ready for fill-mask / feature extraction.
  *
+ * On the CPU (and wasm) one session per task serves every batch shape. On WebGPU a graph whose
+ * length is symbolic needs a `Shape` op, which onnxruntime runs on the CPU (DESIGN.md §3), so
+ * there each task gets graphs for concrete lengths: batches are padded to the next power of two
+ * (at least 16, at most `max_seq_length`) and the sessions are cached, a few at most.
+ *
  * @example
  * ```ts
- * const p = await AlbertPipeline.create(model, tokenizer, { device: "cpu" });
+ * const p = AlbertPipeline.create(model, tokenizer, { device: "cpu" });
  * const [[preds]] = await p.fillMask([{ a: "中国的首都是[MASK]京。" }], 5, { batchSize: 8, seqLength: 128 });
  * ```
  */
 export class AlbertPipeline {
   #sessions = new Map<string, Promise<Session>>();
+  #backend?: Promise<Device>;
   private constructor(
     readonly model: PipelineModel,
     readonly tokenizer: BertTokenizer,
     readonly device: Device,
     readonly threads?: number,
     readonly log?: (line: string) => void,
+    readonly reportPlacement = false,
   ) {}
 
   /** Checks the vocab against the embedding and prepares the pipeline (sessions start lazily). */
-  static create(
-    model: PipelineModel,
-    tokenizer: BertTokenizer,
-    opts: { device?: Device; threads?: number; log?: (line: string) => void } = {},
-  ): AlbertPipeline {
+  static create(model: PipelineModel, tokenizer: BertTokenizer, opts: PipelineOptions = {}): AlbertPipeline {
     const rows = model.params.get("embedding.word.embedding.weight")?.shape[0];
     if (rows !== tokenizer.vocab.size) {
       throw new RangeError(
         `Cannot use vocab "${tokenizer.vocab.source}": it has ${tokenizer.vocab.size} tokens but the model's word embedding has ${rows} rows\n  hint: pass the --vocab_path the model was trained with`,
       );
     }
-    return new AlbertPipeline(model, tokenizer, opts.device ?? "auto", opts.threads, opts.log);
+    return new AlbertPipeline(model, tokenizer, opts.device ?? "auto", opts.threads, opts.log, opts.reportPlacement);
   }
 
-  /** The ONNX model (params baked in) of one task. */
-  onnxModel(task: "fill-mask" | "feature-extraction"): Uint8Array {
+  /**
+   * The ONNX model (params baked in) of one task; `seq` fixes the sequence length (no `Shape` op).
+   * Inference-only fused ops (LayerNormalization, Softmax) are used. Fill-mask computes the last
+   * layer and the MLM head at the `mlm_positions` rows only (inputs `mlm_positions`, `mlm_rows`) and
+   * outputs `mlm_logits` and `mlm_probs` (their softmax over the vocab), both [K,V].
+   */
+  onnxModel(task: Task, seq?: number): Uint8Array {
     const m = this.model;
     const outputs: AlbertOutput[] = task === "fill-mask" ? ["mlm_logits"] : ["encoder_output", "pooled_output"];
     const g = inferenceGraph(m.config, {
@@ -109,54 +145,107 @@ export class AlbertPipeline {
       eps: m.layerNormEps,
       outputs,
       mlmPositions: task === "fill-mask",
+      lastLayerAtPositions: task === "fill-mask",
+      fusedOps: true,
+      ...(seq ? { seq } : {}),
     });
+    if (task === "fill-mask") {
+      // The softmax runs in onnxruntime (vectorized) rather than as V Math.exp calls per mask in JS.
+      g.output(softmax(g, g.outputs().find((v) => v.name === "mlm_logits")!, true), "mlm_probs");
+    }
     return toOnnx(g, { initializers: m.params }).model;
   }
 
-  #session(task: "fill-mask" | "feature-extraction"): Promise<Session> {
-    let s = this.#sessions.get(task);
-    if (!s) {
-      s = createSession(this.onnxModel(task), { device: this.device, threads: this.threads, log: this.log });
-      this.#sessions.set(task, s);
+  /** The backend `device` resolves to (asked once). */
+  #resolvedDevice(): Promise<Device> {
+    if (!this.#backend) {
+      const d = this.device;
+      this.#backend = d === "auto" || d === "webgpu" ? pickBackend(d, this.log) : Promise.resolve(d);
+    }
+    return this.#backend;
+  }
+
+  /** The padded length a batch of longest row `width` runs at: itself, or a power-of-two bucket on WebGPU. */
+  async paddedLength(width: number): Promise<number> {
+    if ((await this.#resolvedDevice()) !== "webgpu") return width;
+    let T = MIN_STATIC_SEQ;
+    while (T < width) T *= 2;
+    return Math.max(width, Math.min(T, this.model.config.max_seq_length));
+  }
+
+  /**
+   * The session a batch of padded length `width` runs on (created on first use; on WebGPU one per
+   * length, see `paddedLength`).
+   */
+  async session(task: Task, width: number): Promise<Session> {
+    const device = await this.#resolvedDevice();
+    const seq = device === "webgpu" ? width : undefined;
+    const key = seq ? `${task}:${seq}` : task;
+    let s = this.#sessions.get(key);
+    if (s) {
+      // Most recently used last.
+      this.#sessions.delete(key);
+      this.#sessions.set(key, s);
+      return s;
+    }
+    s = createSession(this.onnxModel(task, seq), {
+      device,
+      threads: this.threads,
+      log: this.log,
+      reportPlacement: this.reportPlacement,
+    });
+    this.#sessions.set(key, s);
+    if (seq && this.#sessions.size > MAX_STATIC_SESSIONS) {
+      const [oldKey, old] = this.#sessions.entries().next().value!;
+      this.#sessions.delete(oldKey);
+      await (await old).release();
     }
     return s;
   }
 
+  /** Node placement of each started session (those created with `reportPlacement`). */
+  async placements(): Promise<{ session: string; placement?: Placement }[]> {
+    const out = [];
+    for (const [key, s] of this.#sessions) out.push({ session: key, placement: (await s).placement });
+    return out;
+  }
+
   #encode(inputs: TextInput[], opts: BatchOptions): Encoded[] {
+    // Rows longer than --seq_length, or than the model's positions when --seq_length is larger, are cut.
     const max = this.model.config.max_seq_length;
-    if (opts.seqLength > max) {
-      throw new RangeError(
-        `Cannot use --seq_length ${opts.seqLength}: the model has ${max} positions\n  hint: pass --seq_length ${max} or less`,
-      );
-    }
+    const limit = Math.min(opts.seqLength, max);
+    const what = opts.seqLength > max ? `the model's ${max} positions` : `--seq_length ${limit}`;
     return inputs.map((inp, i) => {
       const e = this.tokenizer.encode(inp.a, inp.b);
       let { ids, segmentIds: seg, tokenTypeIds: types } = e;
-      if (ids.length > opts.seqLength) {
-        opts.warn?.(`warning: text ${i + 1} has ${ids.length} tokens, truncated to --seq_length ${opts.seqLength}`);
-        ids = ids.slice(0, opts.seqLength);
-        seg = seg.slice(0, opts.seqLength);
-        types = types.slice(0, opts.seqLength);
+      if (ids.length > limit) {
+        opts.warn?.(`warning: text ${i + 1} has ${ids.length} tokens, truncated to ${what}`);
+        ids = ids.slice(0, limit);
+        seg = seg.slice(0, limit);
+        types = types.slice(0, limit);
       }
       return { ids, seg, types };
     });
   }
 
-  #feeds(batch: Encoded[]): Record<string, Tensor> {
-    const width = Math.max(...batch.map((e) => e.ids.length));
-    const pad = (rows: number[][], v: number) => rows.map((r) => [...r, ...new Array(width - r.length).fill(v)]);
-    const ids = toTensor(pad(batch.map((e) => e.ids), this.tokenizer.vocab.padId), width, "I64");
-    if (this.model.semantics === "uer") {
-      return {
-        src: ids,
-        seg: toTensor(pad(batch.map((e) => e.seg), 0), width, "I64"),
-      };
-    }
-    return {
-      input_ids: ids,
-      token_type_ids: toTensor(pad(batch.map((e) => e.types), 0), width, "I64"),
-      attention_mask: toTensor(pad(batch.map((e) => e.ids.map(() => 1)), 0), width, "I64"),
-    };
+  /** [B, width] int64 feeds, padded (ids with [PAD], segments/types/mask with 0). */
+  #feeds(batch: Encoded[], width: number): Record<string, Tensor> {
+    const B = batch.length, n = B * width;
+    const ids = new BigInt64Array(n);
+    if (this.tokenizer.vocab.padId !== 0) ids.fill(BigInt(this.tokenizer.vocab.padId));
+    const second = new BigInt64Array(n); // UER seg (0 = padding) or HF token types
+    const mask = this.model.semantics === "uer" ? undefined : new BigInt64Array(n);
+    batch.forEach((e, r) => {
+      const o = r * width, src = this.model.semantics === "uer" ? e.seg : e.types;
+      for (let j = 0; j < e.ids.length; j++) {
+        ids[o + j] = BigInt(e.ids[j]);
+        second[o + j] = BigInt(src[j]);
+        if (mask) mask[o + j] = 1n;
+      }
+    });
+    const t = (data: BigInt64Array): Tensor => ({ dtype: "I64", shape: [B, width], data });
+    if (!mask) return { src: t(ids), seg: t(second) };
+    return { input_ids: t(ids), token_type_ids: t(second), attention_mask: t(mask) };
   }
 
   /**
@@ -164,6 +253,8 @@ export class AlbertPipeline {
    * `sequence` decoded as HF does (specials skipped for a single mask, kept for several).
    */
   async fillMask(inputs: TextInput[], topK: number, opts: BatchOptions): Promise<FillMaskPrediction[][][]> {
+    const tm = opts.timings;
+    let t0 = now();
     const enc = this.#encode(inputs, opts);
     const maskId = this.tokenizer.vocab.maskId;
     enc.forEach((e, i) => {
@@ -176,80 +267,76 @@ export class AlbertPipeline {
         );
       }
     });
-    const session = await this.#session("fill-mask");
+    if (tm) tm.tokenize += now() - t0;
     const V = this.tokenizer.vocab.size;
     const results: FillMaskPrediction[][][] = [];
     for (let start = 0; start < enc.length; start += opts.batchSize) {
       const batch = enc.slice(start, start + opts.batchSize);
-      const feeds = this.#feeds(batch);
-      const width = feeds[this.model.semantics === "uer" ? "src" : "input_ids"].shape[1];
-      const where: [number, number][] = [];
-      batch.forEach((e, r) => e.ids.forEach((id, p) => id === maskId && where.push([r, p])));
-      feeds.mlm_positions = {
-        dtype: "I64",
-        shape: [where.length],
-        data: BigInt64Array.from(where, ([r, p]) => BigInt(r * width + p)),
-      };
-      const logits = (await session.run(feeds, ["mlm_logits"])).mlm_logits.data as Float32Array;
+      const width = await this.paddedLength(Math.max(...batch.map((e) => e.ids.length)));
+      const session = await this.session("fill-mask", width);
+      t0 = now();
+      const feeds = this.#feeds(batch, width);
+      // Flat [MASK] positions into B*width: the graph computes the MLM head at these rows only.
+      const masks = batch.map((e) => e.ids.flatMap((id, p) => (id === maskId ? [p] : [])));
+      const positions: bigint[] = [], rows: bigint[] = [];
+      masks.forEach((ps, r) =>
+        ps.forEach((p) => {
+          positions.push(BigInt(r * width + p));
+          rows.push(BigInt(r));
+        })
+      );
+      feeds.mlm_positions = { dtype: "I64", shape: [positions.length], data: BigInt64Array.from(positions) };
+      feeds.mlm_rows = { dtype: "I64", shape: [rows.length], data: BigInt64Array.from(rows) };
+      let t1 = now();
+      if (tm) tm.feeds += t1 - t0;
+      const probs = (await session.run(feeds, ["mlm_probs"])).mlm_probs.data as Float32Array; // [K,V]
+      t0 = now();
+      if (tm) tm.run += t0 - t1;
       let k = 0;
-      for (const e of batch) {
-        const masks = e.ids.flatMap((id, p) => (id === maskId ? [p] : []));
-        const single = masks.length === 1;
-        const perMask: FillMaskPrediction[][] = [];
-        for (const p of masks) {
-          const row = logits.subarray(k * V, (k + 1) * V);
+      batch.forEach((e, r) => {
+        const single = masks[r].length === 1;
+        results.push(masks[r].map((p) => {
+          const row = probs.subarray(k * V, (k + 1) * V);
           k++;
-          perMask.push(
-            this.#topK(row, topK).map(({ id, score }) => {
-              const tokens = [...e.ids];
-              tokens[p] = id;
-              return {
-                score,
-                token: id,
-                token_str: this.tokenizer.decode([id]),
-                sequence: this.tokenizer.decode(tokens, { skipSpecialTokens: single }),
-              };
-            }),
-          );
-        }
-        results.push(perMask);
-      }
+          return topKIds(row, topK).map((id) => {
+            const score = row[id];
+            const tokens = e.ids.slice();
+            tokens[p] = id;
+            return {
+              score,
+              token: id,
+              token_str: this.tokenizer.decode([id]),
+              sequence: this.tokenizer.decode(tokens, { skipSpecialTokens: single }),
+            };
+          });
+        }));
+      });
+      t1 = now();
+      if (tm) tm.post += t1 - t0;
     }
     return results;
   }
 
-  #topK(row: Float32Array, k: number): { id: number; score: number }[] {
-    let max = -Infinity;
-    for (const v of row) if (v > max) max = v;
-    let sum = 0;
-    for (const v of row) sum += Math.exp(v - max);
-    const idx: number[] = [];
-    // Keep the k best ids (ties: lower id first), without sorting the whole vocab.
-    for (let i = 0; i < row.length; i++) {
-      if (idx.length < k || row[i] > row[idx[idx.length - 1]]) {
-        let j = idx.length < k ? idx.length : idx.length - 1;
-        if (idx.length < k) idx.push(i);
-        while (j > 0 && row[idx[j - 1]] < row[i]) {
-          idx[j] = idx[j - 1];
-          j--;
-        }
-        idx[j] = i;
-      }
-    }
-    return idx.map((id) => ({ id, score: Math.exp(row[id] - max) / sum }));
-  }
-
   /** Last hidden state (unpadded) and pooled output of each input. */
   async features(inputs: TextInput[], opts: BatchOptions): Promise<TextFeatures[]> {
+    const tm = opts.timings;
+    let t0 = now();
     const enc = this.#encode(inputs, opts);
-    const session = await this.#session("feature-extraction");
+    if (tm) tm.tokenize += now() - t0;
     const H = this.model.config.hidden_size;
     const out: TextFeatures[] = [];
     for (let start = 0; start < enc.length; start += opts.batchSize) {
       const batch = enc.slice(start, start + opts.batchSize);
-      const res = await session.run(this.#feeds(batch), ["encoder_output", "pooled_output"]);
+      const width = await this.paddedLength(Math.max(...batch.map((e) => e.ids.length)));
+      const session = await this.session("feature-extraction", width);
+      t0 = now();
+      const feeds = this.#feeds(batch, width);
+      let t1 = now();
+      if (tm) tm.feeds += t1 - t0;
+      const res = await session.run(feeds, ["encoder_output", "pooled_output"]);
+      t0 = now();
+      if (tm) tm.run += t0 - t1;
       const h = res.encoder_output.data as Float32Array, pooled = res.pooled_output.data as Float32Array;
-      const width = res.encoder_output.shape[1];
       batch.forEach((e, r) => {
         const L = e.ids.length;
         out.push({
@@ -258,6 +345,8 @@ export class AlbertPipeline {
           pooledOutput: pooled.slice(r * H, (r + 1) * H),
         });
       });
+      t1 = now();
+      if (tm) tm.post += t1 - t0;
     }
     return out;
   }
@@ -267,4 +356,22 @@ export class AlbertPipeline {
     for (const s of this.#sessions.values()) await (await s).release();
     this.#sessions.clear();
   }
+}
+
+/** The ids of the `k` largest values of `row`, largest first (ties: lower id first), without a full sort. */
+export function topKIds(row: Float32Array, k: number): number[] {
+  const idx: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    if (idx.length < k || v > row[idx[idx.length - 1]]) {
+      let j = idx.length < k ? idx.length : idx.length - 1;
+      if (idx.length < k) idx.push(i);
+      while (j > 0 && row[idx[j - 1]] < v) {
+        idx[j] = idx[j - 1];
+        j--;
+      }
+      idx[j] = i;
+    }
+  }
+  return idx;
 }

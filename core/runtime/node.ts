@@ -1,7 +1,7 @@
 /**
  * Native CPU backend: onnxruntime-node, loaded by dynamic import so a WebGPU/wasm run never loads
- * it. NOT browser compatible (native addon). onnxruntime-node copies outputs into new buffers;
- * inputs are zero-copy.
+ * it. NOT browser compatible (native addon). onnxruntime-node copies outputs into new buffers (so
+ * fetch only the outputs needed, and make graphs output only the rows needed); inputs are zero-copy.
  * @module
  */
 import type { Tensor } from "../tensor.ts";
@@ -16,6 +16,7 @@ import {
 } from "./types.ts";
 
 type OrtNode = typeof import("onnxruntime-node");
+type OrtSessionOptions = import("onnxruntime-node").InferenceSession.SessionOptions;
 
 let ortPromise: Promise<OrtNode> | undefined;
 function loadOrt(): Promise<OrtNode> {
@@ -23,15 +24,32 @@ function loadOrt(): Promise<OrtNode> {
   return ortPromise;
 }
 
-/** Creates an onnxruntime-node CPU session. */
-export async function createNodeSession(model: Uint8Array, opts: SessionOptions = {}): Promise<Session> {
-  const ort = await loadOrt();
-  const session = await ort.InferenceSession.create(model, {
+/**
+ * The onnxruntime-node session options `createNodeSession` uses (exported so a benchmark can build
+ * a raw session configured exactly like ours).
+ *
+ * @example
+ * ```ts
+ * const raw = await ort.InferenceSession.create(bytes, nodeSessionOptions({ threads: 2 }));
+ * ```
+ */
+export function nodeSessionOptions(opts: SessionOptions = {}): OrtSessionOptions {
+  return {
     executionProviders: ["cpu"],
     graphOptimizationLevel: "all",
     ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+    // Worker threads sleep between parallel ops instead of spinning (see SessionOptions.spinning).
+    ...(opts.spinning
+      ? {}
+      : { extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } } }),
     ...(opts.externalData ? { externalData: opts.externalData } : {}),
-  });
+  };
+}
+
+/** Creates an onnxruntime-node CPU session. */
+export async function createNodeSession(model: Uint8Array, opts: SessionOptions = {}): Promise<Session> {
+  const ort = await loadOrt();
+  const session = await ort.InferenceSession.create(model, nodeSessionOptions(opts));
   const toOrt = (feeds: Record<string, Tensor | DeviceTensor>) => {
     const out: Record<string, InstanceType<OrtNode["Tensor"]>> = {};
     for (const [k, t] of Object.entries(feeds)) {
@@ -41,21 +59,27 @@ export async function createNodeSession(model: Uint8Array, opts: SessionOptions 
     }
     return out;
   };
-  const runDevice = async (feeds: Record<string, Tensor | DeviceTensor>, fetches?: string[]) => {
-    const res = fetches ? await session.run(toOrt(feeds), fetches) : await session.run(toOrt(feeds));
-    const out: Record<string, DeviceTensor> = {};
-    for (const [k, v] of Object.entries(res)) out[k] = wrapOrt(v as unknown as OrtTensorLike);
-    return out;
-  };
+  const runOrt = (feeds: Record<string, Tensor | DeviceTensor>, fetches?: string[]) =>
+    fetches ? session.run(toOrt(feeds), fetches) : session.run(toOrt(feeds));
   return {
     backend: "cpu",
     inputNames: session.inputNames,
     outputNames: session.outputNames,
-    runDevice,
+    handle: session,
+    async runDevice(feeds, fetches) {
+      const res = await runOrt(feeds, fetches);
+      const out: Record<string, DeviceTensor> = {};
+      for (const [k, v] of Object.entries(res)) out[k] = wrapOrt(v as unknown as OrtTensorLike);
+      return out;
+    },
     async run(feeds, fetches) {
-      const res = await runDevice(feeds, fetches);
+      // CPU outputs are plain typed arrays already: hand them over without another copy.
+      const res = await runOrt(feeds, fetches);
       const out: Record<string, Tensor> = {};
-      for (const [k, v] of Object.entries(res)) out[k] = await v.download();
+      for (const [k, v] of Object.entries(res)) {
+        const t = wrapOrt(v as unknown as OrtTensorLike);
+        out[k] = { dtype: t.dtype, shape: t.shape, data: v.data as Tensor["data"] };
+      }
       return out;
     },
     release: () => session.release(),

@@ -47,6 +47,25 @@ export interface SessionOptions {
   log?: (line: string) => void;
   /** External data files: path inside the model → bytes. */
   externalData?: { path: string; data: Uint8Array }[];
+  /**
+   * CPU: let onnxruntime's intra-op worker threads busy-wait for work (default false). Spinning
+   * saves a wake-up per parallel op on an idle machine but burns the cores other sessions and
+   * processes need on a shared one (measured in bench/infer_bench.ts).
+   */
+  spinning?: boolean;
+  /**
+   * WebGPU/wasm: record which execution provider each node was placed on (read from onnxruntime's
+   * verbose session-creation log, which is then not printed) in `Session.placement`.
+   */
+  reportPlacement?: boolean;
+}
+
+/** Where onnxruntime placed the (optimized) graph's nodes, per execution provider (e.g. `WebGpuExecutionProvider`). */
+export interface Placement {
+  /** Execution provider → number of nodes. */
+  counts: Record<string, number>;
+  /** Execution provider → its nodes as `Op (name)`; onnxruntime lists them only when the graph is split. */
+  nodes: Record<string, string[]>;
 }
 
 /** A loaded model ready to run. */
@@ -54,6 +73,10 @@ export interface Session {
   readonly backend: Backend;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /** The runtime's own `InferenceSession` (for benchmarks and diagnostics; opaque otherwise). */
+  readonly handle?: unknown;
+  /** Node placement per execution provider, when created with `reportPlacement` (WebGPU/wasm). */
+  readonly placement?: Placement;
   /** Runs and copies the fetched outputs (default all) to host Tensors. */
   run(feeds: Record<string, Tensor | DeviceTensor>, fetches?: string[]): Promise<Record<string, Tensor>>;
   /** Runs and returns outputs where they were produced (GPU buffers stay on the GPU). */
