@@ -17,219 +17,30 @@
  * disjoint files of one dataset and nothing is merged; instance order is part order, as UER-py's
  * merged file. Several datasets made with `--shard K/N` combine by putting them in one folder:
  * `openDataset(folder)` reads every shard dataset inside it in shard order as one dataset (all N
- * shards, identical flags and vocab required). Not browser compatible (file system).
+ * shards, identical flags and vocab required). The writing half (attributes, `PartWriter`) lives in
+ * part_writer.ts, re-exported here, so that preprocessing workers need not load zarrita. Not
+ * browser compatible (file system).
  * @module
  */
 
 import * as zarr from "zarrita";
 import FileSystemStore from "@zarrita/storage/fs";
-import type { AlbertInstance } from "./albert_dataset.ts";
-import { numToPredict } from "./masking.ts";
+import { DATASET_FORMAT, DATASET_FORMAT_VERSION, type DatasetAttributes } from "./part_writer.ts";
 
-/** `format` attribute of a dataset group. */
-export const DATASET_FORMAT = "uer-ts.dataset";
-/** Version of the layout above; readers refuse other versions. */
-export const DATASET_FORMAT_VERSION = 1;
-
-/** One part: which worker range it holds and how many instances. */
-export interface DatasetPart {
-  /** Group path inside the dataset, e.g. `parts/0`. */
-  path: string;
-  count: number;
-  /** 0-based corpus line range `[start, end)` the worker read. */
-  lines: [number, number];
-}
-
-/** Group attributes of a dataset (snake_case, as UER-py's flags). */
-export interface DatasetAttributes {
-  format: string;
-  format_version: number;
-  data_processor: "albert";
-  tokenizer: "bert";
-  do_lower_case: boolean;
-  vocab_hash: string;
-  vocab_size: number;
-  special_ids: { pad: number; unk: number; cls: number; sep: number; mask: number };
-  seq_length: number;
-  seed: number;
-  dup_factor: number;
-  short_seq_prob: number;
-  docs_buffer_size: number;
-  dynamic_masking: boolean;
-  whole_word_masking: boolean;
-  span_masking: boolean;
-  span_geo_prob: number;
-  span_max_length: number;
-  processes_num: number;
-  /** `--shard K/N` (0-based K), or null for a whole-corpus dataset. */
-  shard: { index: number; count: number } | null;
-  corpus: { name: string; bytes: number; lines: number };
-  encoding_errors: "strict" | "replace";
-  replaced_lines: number;
-  token_dtype: "uint16" | "int32";
-  chunk_rows: number;
-  max_predictions: number;
-  count: number;
-  parts: DatasetPart[];
-}
-
-/** Rows per chunk: about 1 MiB of uint16 tokens per `src` chunk. */
-export function chunkRowsFor(seqLength: number): number {
-  const rows = 2 ** Math.floor(Math.log2(524288 / seqLength));
-  return Math.min(8192, Math.max(256, rows));
-}
+export {
+  chunkRowsFor,
+  DATASET_FORMAT,
+  DATASET_FORMAT_VERSION,
+  type DatasetAttributes,
+  type DatasetPart,
+  type PartLayout,
+  partLayout,
+  PartWriter,
+  writeDatasetAttributes,
+} from "./part_writer.ts";
 
 type IntDtype = "uint8" | "uint16" | "int32";
 type IntArray = Uint8Array | Uint16Array | Int32Array;
-
-function allocate(dtype: IntDtype, n: number): IntArray {
-  return dtype === "uint8" ? new Uint8Array(n) : dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n);
-}
-
-const PROVISIONAL_ROWS = 2 ** 40;
-
-interface Column {
-  name: string;
-  dtype: IntDtype;
-  width: number; // 0 = 1-D
-  buf: IntArray;
-  arr?: zarr.Array<IntDtype, FileSystemStore>;
-}
-
-/** Shape facts a part writer needs. */
-export interface PartLayout {
-  seqLength: number;
-  tokenDtype: "uint16" | "int32";
-  staticMasking: boolean;
-  chunkRows: number;
-}
-
-/** The layout for a dataset of these settings. */
-export function partLayout(seqLength: number, vocabSize: number, staticMasking: boolean): PartLayout {
-  return {
-    seqLength,
-    tokenDtype: vocabSize <= 65536 ? "uint16" : "int32",
-    staticMasking,
-    chunkRows: chunkRowsFor(seqLength),
-  };
-}
-
-/**
- * Streams instances into one part (`<dir>` becomes the part's group): rows are buffered per chunk and
- * each full chunk is written at once; `close()` writes the final shapes.
- *
- * @example
- * ```ts
- * const w = await PartWriter.create("tmp/parts/0", partLayout(128, 21128, true));
- * await w.append(instance);
- * const n = await w.close();
- * ```
- */
-export class PartWriter {
-  readonly layout: PartLayout;
-  #root: zarr.Group<FileSystemStore>;
-  #cols: Column[];
-  #row = 0; // rows in the current chunk
-  #chunk = 0; // index of the current chunk
-  count = 0;
-
-  private constructor(layout: PartLayout, root: zarr.Group<FileSystemStore>, cols: Column[]) {
-    this.layout = layout;
-    this.#root = root;
-    this.#cols = cols;
-  }
-
-  /** Creates the part group and its arrays under `dir`. */
-  static async create(dir: string, layout: PartLayout): Promise<PartWriter> {
-    const root = await zarr.create(new FileSystemStore(dir));
-    const L = layout.seqLength;
-    const posType: IntDtype = L <= 65535 ? "uint16" : "int32";
-    const P = numToPredict(L);
-    const specs: [string, IntDtype, number][] = [
-      ["src", layout.tokenDtype, L],
-      ["length", posType, 0],
-      ["seg_pos", posType, 2],
-      ["is_wrong_order", "uint8", 0],
-    ];
-    if (layout.staticMasking) specs.push(["mlm_pos", posType, P], ["mlm_id", layout.tokenDtype, P]);
-    const R = layout.chunkRows;
-    const cols: Column[] = specs.map(([name, dtype, width]) => ({
-      name,
-      dtype,
-      width,
-      buf: allocate(dtype, R * Math.max(1, width)),
-    }));
-    const w = new PartWriter(layout, root, cols);
-    for (const c of cols) c.arr = await w.#createArray(c, PROVISIONAL_ROWS);
-    return w;
-  }
-
-  #createArray(c: Column, rows: number): Promise<zarr.Array<IntDtype, FileSystemStore>> {
-    const R = this.layout.chunkRows;
-    return zarr.create(this.#root.resolve(c.name), {
-      shape: c.width ? [rows, c.width] : [rows],
-      chunkShape: c.width ? [R, c.width] : [R],
-      dtype: c.dtype,
-      fillValue: 0,
-      codecs: [{ name: "bytes", configuration: { endian: "little" } }],
-    }) as Promise<zarr.Array<IntDtype, FileSystemStore>>;
-  }
-
-  /** Adds one instance (src ≤ seq_length ids; targets ≤ max predictions). */
-  async append(ins: AlbertInstance): Promise<void> {
-    const L = this.layout.seqLength;
-    const r = this.#row;
-    const [src, len, seg, wrong, mpos, mid] = this.#cols;
-    const n = ins.src.length;
-    if (n > L) throw new RangeError(`instance of ${n} ids exceeds seq_length ${L}`);
-    src.buf.set(ins.src, r * L);
-    len.buf[r] = n;
-    seg.buf[2 * r] = ins.segPos[0];
-    seg.buf[2 * r + 1] = ins.segPos[1];
-    wrong.buf[r] = ins.isWrongOrder;
-    if (mpos) {
-      const P = mpos.width;
-      const t = ins.tgtMlm ?? [];
-      if (t.length > P) throw new RangeError(`instance has ${t.length} masked positions, more than ${P}`);
-      for (let k = 0; k < t.length; k++) {
-        mpos.buf[r * P + k] = t[k][0];
-        mid.buf[r * P + k] = t[k][1];
-      }
-    }
-    this.count++;
-    if (++this.#row === this.layout.chunkRows) await this.#flush();
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#row === 0) return;
-    const R = this.layout.chunkRows;
-    const c0 = this.#chunk * R;
-    await Promise.all(
-      this.#cols.map((c) =>
-        zarr.set(c.arr!, c.width ? [zarr.slice(c0, c0 + R), null] : [zarr.slice(c0, c0 + R)], {
-          data: c.buf,
-          shape: c.width ? [R, c.width] : [R],
-          stride: c.width ? [c.width, 1] : [1],
-        } as never)
-      ),
-    );
-    for (const c of this.#cols) c.buf.fill(0);
-    this.#chunk++;
-    this.#row = 0;
-  }
-
-  /** Writes the last (zero-padded) chunk and the final array shapes; returns the instance count. */
-  async close(): Promise<number> {
-    await this.#flush();
-    for (const c of this.#cols) c.arr = await this.#createArray(c, this.count);
-    return this.count;
-  }
-}
-
-/** Writes the dataset group's `zarr.json` with its attributes. */
-export async function writeDatasetAttributes(dir: string, attrs: DatasetAttributes): Promise<void> {
-  await zarr.create(new FileSystemStore(dir), { attributes: attrs as unknown as Record<string, unknown> });
-}
 
 /** One instance as read back: `src` unpadded, targets as sorted `[pos, original id]` pairs. */
 export interface DatasetInstance {

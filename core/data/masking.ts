@@ -128,6 +128,54 @@ export class Masker {
     return this.maskInPlace(Array.prototype.slice.call(input), rng);
   }
 
+  /**
+   * {@link mask} of `src[0, n)` in place for the preprocessing hot path: the same draws in the same
+   * order, no allocation for plain masking (whole-word and span masking go through
+   * {@link maskInPlace}). Writes the targets sorted by position to `tgtPos` / `tgtId` (room for
+   * `numToPredict(n)` entries) and returns how many there are.
+   */
+  maskIds(src: Int32Array, n: number, rng: PyRandom, tgtPos: Int32Array, tgtId: Int32Array): number {
+    const v = this.vocab;
+    if (this.options.wholeWordMasking || this.options.spanMasking) {
+      const m = this.maskInPlace(Array.from(src.subarray(0, n)), rng);
+      src.set(m.src.length > n ? m.src.slice(0, n) : m.src);
+      for (let k = 0; k < m.tgtMlm.length; k++) {
+        tgtPos[k] = m.tgtMlm[k][0];
+        tgtId[k] = m.tgtMlm[k][1];
+      }
+      return m.tgtMlm.length;
+    }
+    const cls = v.clsId, sep = v.sepId, pad = v.padId;
+    let len = n; // trailing [PAD]s are left out of the count (index 0 always stays)
+    while (len > 1 && src[len - 1] === pad) len--;
+    if (this.#positions.length < len) this.#positions = new Int32Array(len * 2);
+    const positions = this.#positions;
+    let m = 0;
+    for (let i = 0; i < len; i++) {
+      const t = src[i];
+      if (t !== cls && t !== sep && t !== pad) positions[m++] = i;
+    }
+    const num = numToPredict(len);
+    rng.shuffleInt32(positions, m);
+    let nt = 0;
+    for (let k = 0; k < m && nt < num; k++) {
+      const i = positions[k];
+      // Insertion into the position-sorted target list (at most numToPredict(seq_length) long).
+      let j = nt++;
+      while (j > 0 && tgtPos[j - 1] > i) {
+        tgtPos[j] = tgtPos[j - 1];
+        tgtId[j] = tgtId[j - 1];
+        j--;
+      }
+      tgtPos[j] = i;
+      tgtId[j] = src[i];
+      const p = rng.random();
+      if (p < 0.8) src[i] = v.maskId;
+      else if (p < 0.9) src[i] = this.#randomId(rng);
+    }
+    return nt;
+  }
+
   /** {@link mask} that reuses `input` (unless whole-word masking rebuilds it). */
   maskInPlace(input: number[], rng: PyRandom): MaskedSequence {
     const v = this.vocab;

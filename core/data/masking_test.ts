@@ -114,3 +114,37 @@ Deno.test("Masker.mask() with whole-word masking masks every piece of a chosen w
   }
   assert.throws(() => new Masker(vocab, { wholeWordMasking: true }), /word segmenter/);
 });
+
+Deno.test("Masker.maskIds() masks in place with the same draws and targets as Masker.mask()", () => {
+  const ww: WholeWordSupport = {
+    idsToTokens: (ids) => Array.from(ids, (id) => String.fromCharCode(0x4e00 + id)),
+    wordToIds: (w) => Array.from(w, (c) => c.charCodeAt(0) - 0x4e00),
+    cut: (s) => s.match(/.{1,3}/gsu) ?? [],
+  };
+  for (
+    const opts of [{}, { spanMasking: true, spanGeoProb: 0.2, spanMaxLength: 10 }, {
+      wholeWordMasking: true,
+      wholeWord: ww,
+    }]
+  ) {
+    const m = new Masker(vocab, opts);
+    const a = new PyRandom(11), b = new PyRandom(11);
+    for (let n = 0; n < 300; n++) {
+      const len = 3 + (n % 126);
+      const src = [
+        101,
+        ...Array.from({ length: len - 2 }, (_, i) => (n % 7 === 0 && i === 3) ? 102 : 104 + ((i * 31 + n) % 9000)),
+        102,
+      ];
+      if (n % 5 === 0) src.push(0, 0); // trailing [PAD]s stay out of the count
+      const want = m.mask(src, b);
+      const buf = Int32Array.from(src);
+      const P = numToPredict(128);
+      const pos = new Int32Array(P), ids = new Int32Array(P);
+      const k = m.maskIds(buf, src.length, a, pos, ids);
+      assert.deepEqual(Array.from(buf), want.src, `src ${n}`);
+      assert.deepEqual(Array.from(pos.subarray(0, k), (p, j) => [p, ids[j]]), want.tgtMlm, `targets ${n}`);
+    }
+    assert.equal(a.random(), b.random(), "same number of draws");
+  }
+});

@@ -1,17 +1,21 @@
 /**
  * `preprocess` for ALBERT: checks the flags and the corpus, splits the corpus into UER-py's line
- * ranges (`count_lines` / processes_num, `Dataset.build_and_save` in `uer/utils/dataset.py`), runs one
- * worker per range (in this thread for one range, else Deno Workers) and assembles the zarr dataset
- * in a temporary sibling folder that is renamed to `--dataset_path` only when every part is written,
- * so a killed run leaves nothing under the final name. `--shard K/N` processes the K-th of N groups
- * of ranges into a dataset of its own (see dataset_zarr.ts for how shards combine). NOT browser
- * compatible (files, workers).
+ * ranges (`count_lines` / processes_num, `Dataset.build_and_save` in `uer/utils/dataset.py`), runs
+ * UER-py's worker on each range and assembles the zarr dataset in a temporary sibling folder that is
+ * renamed to `--dataset_path` only when every part is written, so a killed run leaves nothing under
+ * the final name. The ranges (and so the instances) are UER-py's whatever runs them: they are grouped
+ * onto one thread per 4 MiB of corpus, at most one per range (a Worker costs ~0.2 s of CPU to start
+ * and warm up); the first group runs in this thread, each other one on a Deno Worker started before
+ * the corpus is scanned, and a thread runs its ranges one after the other. `--shard K/N` processes
+ * the K-th of N groups of ranges into a dataset of its own (see dataset_zarr.ts for how shards
+ * combine). NOT browser compatible (files, workers).
  * @module
  */
 
 import { exists, tempSibling } from "../io/atomic.ts";
 import { readVocabFile } from "../io/vocab_file.ts";
-import { type Vocab, vocabHash } from "../tokenizer/mod.ts";
+import { BertTokenizer, type Vocab, vocabHash } from "../tokenizer/mod.ts";
+import { bmpClassTable } from "../tokenizer/char_class.ts";
 import { LINE_INDEX_STRIDE, LineScanner } from "./corpus_lines.ts";
 import {
   DATASET_FORMAT,
@@ -19,9 +23,15 @@ import {
   type DatasetAttributes,
   partLayout,
   writeDatasetAttributes,
-} from "./dataset_zarr.ts";
+} from "./part_writer.ts";
 import { numToPredict } from "./masking.ts";
-import { type RangeJob, type RangeResult, runRange, type WorkerMessage } from "./preprocess_worker.ts";
+import {
+  type RangeJob,
+  type RangeResult,
+  runRange,
+  type WorkerMessage,
+  type WorkerRequest,
+} from "./preprocess_worker.ts";
 
 /** Preprocess settings (UER-py's flags, camelCase; see cli/flags.ts). */
 export interface PreprocessConfig {
@@ -45,8 +55,10 @@ export interface PreprocessConfig {
   /** `K/N` with 0 ≤ K < N. */
   shard?: string;
   encodingErrors: "strict" | "replace";
-  /** Force Deno Workers even for a single range (tests). */
+  /** Run every group of ranges on a Deno Worker, none in this thread (tests). */
   forceWorkers?: boolean;
+  /** Threads to spread the ranges over, instead of one per 4 MiB of corpus (tests). */
+  threads?: number;
 }
 
 /** Progress of a run: lines processed over all passes and workers. */
@@ -66,6 +78,8 @@ export interface PreprocessSummary {
 }
 
 const SCAN_BYTES = 1 << 22;
+/** Corpus bytes per preprocessing thread (see `threadCount`). */
+export const MIN_BYTES_PER_THREAD = 4 << 20;
 
 /** Parses `--shard K/N` (0 ≤ K < N). */
 export function parseShard(text: string): { index: number; count: number } {
@@ -177,19 +191,26 @@ async function offsetOfLine(path: string, index: number[], k: number, bytes: num
   }
 }
 
-/** Runs jobs: in this thread when there is one (unless forced), else one Deno Worker each. */
-function runJobs(
-  jobs: RangeJob[],
-  vocab: Vocab,
-  onLines: (n: number) => void,
-  forceWorkers: boolean,
-): Promise<RangeResult[]> {
-  if (jobs.length === 1 && !forceWorkers) return runRange({ ...jobs[0], vocab }, onLines).then((r) => [r]);
-  const workers: Worker[] = [];
-  const results = jobs.map((job) =>
-    new Promise<RangeResult>((resolve, reject) => {
-      const w = new Worker(new URL("./preprocess_worker.ts", import.meta.url).href, { type: "module" });
-      workers.push(w);
+/** Deno Workers started ahead of their jobs (module load and tokenizer setup overlap the scan). */
+class WorkerPool {
+  readonly workers: Worker[] = [];
+
+  constructor(n: number) {
+    for (let i = 0; i < n; i++) {
+      this.workers.push(new Worker(new URL("./preprocess_worker.ts", import.meta.url).href, { type: "module" }));
+    }
+  }
+
+  /** Sends the vocab so each worker builds its tokenizer before its job arrives. */
+  init(vocabText: string, vocabPath: string, doLowerCase: boolean, charClasses: Uint8Array): void {
+    const m: WorkerRequest = { type: "init", vocabText, vocabPath, doLowerCase, charClasses };
+    for (const w of this.workers) w.postMessage(m);
+  }
+
+  /** Runs `job` on worker `i`. */
+  run(i: number, job: RangeJob, onLines: (n: number) => void): Promise<RangeResult> {
+    const w = this.workers[i];
+    return new Promise<RangeResult>((resolve, reject) => {
       w.onmessage = (e: MessageEvent<WorkerMessage>) => {
         const m = e.data;
         if (m.type === "progress") onLines(m.lines);
@@ -203,10 +224,56 @@ function runJobs(
         e.preventDefault();
         reject(new Error(`preprocess worker failed: ${e.message}`));
       };
-      w.postMessage(job);
-    })
-  );
-  return Promise.all(results).finally(() => workers.forEach((w) => w.terminate()));
+      w.postMessage({ type: "job", job } satisfies WorkerRequest);
+    });
+  }
+
+  terminate(): void {
+    for (const w of this.workers) w.terminate();
+  }
+}
+
+/**
+ * Splits `n` ranges into `threads` groups of consecutive ranges (sizes differ by at most one).
+ * Exported for tests.
+ */
+export function rangeGroups(n: number, threads: number): number[][] {
+  return lineRanges(n, threads).map(([from, to]) => Array.from({ length: to - from }, (_, k) => from + k));
+}
+
+/** Threads for `processes` ranges over `bytes` of corpus: one per MIN_BYTES_PER_THREAD, at most one per range. */
+export function threadCount(processes: number, bytes: number): number {
+  return Math.max(1, Math.min(processes, Math.ceil(bytes / MIN_BYTES_PER_THREAD)));
+}
+
+/**
+ * Runs the jobs group by group: with `inThread` 1 the first group in this thread, each other group on
+ * its own worker; a thread runs its group's ranges one after the other. With workers, this thread's
+ * jobs yield to the event loop about every 100 ms so worker progress flows.
+ */
+async function runJobs(
+  jobs: RangeJob[],
+  groups: number[][],
+  inThread: number,
+  vocab: Vocab,
+  doLowerCase: boolean,
+  pool: WorkerPool,
+  onLines: (n: number) => void,
+): Promise<RangeResult[]> {
+  const results: RangeResult[] = new Array(jobs.length);
+  const remote = groups.slice(inThread).map(async (group, w) => {
+    for (const j of group) results[j] = await pool.run(w, jobs[j], onLines);
+  });
+  // Rejections are awaited below; keep an early one from being reported as unhandled meanwhile.
+  for (const r of remote) r.catch(() => {});
+  if (inThread) {
+    const tokenizer = new BertTokenizer(vocab, { mode: "uer", doLowerCase });
+    for (const j of groups[0]) {
+      results[j] = await runRange({ ...jobs[j], vocab, tokenizer }, onLines, remote.length > 0);
+    }
+  }
+  await Promise.all(remote);
+  return results;
 }
 
 /**
@@ -230,8 +297,37 @@ export async function preprocessCorpus(
     );
   }
   const vocabPath = cfg.vocabPath!;
+  // The ranges run on one thread per MIN_BYTES_PER_THREAD of corpus (a Worker costs ~0.2 s of CPU to
+  // start and warm up), the first group in this thread unless forceWorkers.
+  // Start the workers now, so their start-up overlaps the vocab parse and the corpus scan.
+  const bytes = await Deno.stat(cfg.corpusPath).then((st) => st.size, () => 0);
+  const threads = Math.min(cfg.processesNum, cfg.threads ?? threadCount(cfg.processesNum, bytes / (shard?.count ?? 1)));
+  const inThread = cfg.forceWorkers ? 0 : 1;
+  const pool = new WorkerPool(threads - inThread);
+  try {
+    return await build(cfg, shard, vocabPath, rangeGroups(cfg.processesNum, threads), inThread, pool, t0, onProgress);
+  } finally {
+    pool.terminate();
+  }
+}
+
+async function build(
+  cfg: PreprocessConfig,
+  shard: { index: number; count: number } | null,
+  vocabPath: string,
+  groups: number[][],
+  inThread: number,
+  pool: WorkerPool,
+  t0: number,
+  onProgress?: (p: PreprocessProgress) => void,
+): Promise<PreprocessSummary> {
+  // Workers get the vocab text and the character table first, so their tokenizers are built while
+  // this thread parses the vocab and scans the corpus (readVocabFile reports a bad vocab file).
+  if (pool.workers.length > 0) {
+    const vocabText = await Deno.readTextFile(vocabPath).catch(() => null);
+    if (vocabText !== null) pool.init(vocabText, vocabPath, cfg.doLowerCase, bmpClassTable());
+  }
   const vocab = await readVocabFile(vocabPath, "uer");
-  const vocabText = await Deno.readTextFile(vocabPath);
   const scan = await scanCorpus(cfg.corpusPath);
   if (scan.bytes === 0) {
     throw new TypeError(
@@ -266,7 +362,6 @@ export async function preprocessCorpus(
         lineStart: start,
         lineEnd: end,
         partDir: `${tmp}/parts/${i}`,
-        vocabText,
         vocabPath,
         doLowerCase: cfg.doLowerCase,
         options: {
@@ -286,10 +381,10 @@ export async function preprocessCorpus(
     }
     const totalLines = jobs.reduce((s, j) => s + Math.max(j.lineEnd, j.lineStart + 1) - j.lineStart, 0) * dupFactor;
     let done = 0;
-    const results = await runJobs(jobs, vocab, (n) => {
+    const results = await runJobs(jobs, groups, inThread, vocab, cfg.doLowerCase, pool, (n) => {
       done += n;
       onProgress?.({ lines: done, totalLines });
-    }, cfg.forceWorkers ?? false);
+    });
     const count = results.reduce((s, r) => s + r.count, 0);
     const replaced = results.reduce((s, r) => s + r.replacedLines, 0);
     const attrs: DatasetAttributes = {

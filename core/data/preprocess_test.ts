@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { lineRanges, parseShard, type PreprocessConfig, preprocessCorpus } from "./preprocess.ts";
+import {
+  lineRanges,
+  MIN_BYTES_PER_THREAD,
+  parseShard,
+  type PreprocessConfig,
+  preprocessCorpus,
+  rangeGroups,
+  threadCount,
+} from "./preprocess.ts";
 import { openDataset } from "./dataset_zarr.ts";
 import { refJsonl, refPath } from "../../tests/reference.ts";
 
@@ -70,7 +78,9 @@ Deno.test("preprocessCorpus() splits --processes_num N like UER-py and equals th
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
   await preprocessCorpus(config(corpus, `${tmp}/p2`, { processesNum: 2, dupFactor: 2 }));
   await preprocessCorpus(config(corpus, `${tmp}/shards/a`, { shard: "1/2", dupFactor: 2 }));
-  await preprocessCorpus(config(corpus, `${tmp}/shards/b`, { shard: "0/2", dupFactor: 2, forceWorkers: true }));
+  await preprocessCorpus(
+    config(corpus, `${tmp}/shards/b`, { shard: "0/2", dupFactor: 2, forceWorkers: true, threads: 1 }),
+  );
   const p2 = await readAll(`${tmp}/p2`);
   const shards = await readAll(`${tmp}/shards`);
   assert.deepEqual(p2.ds.attrs.parts.map((p) => p.lines), lineRanges(240, 2));
@@ -124,6 +134,31 @@ Deno.test("parseShard() and lineRanges() follow UER-py's split", () => {
   assert.throws(() => parseShard("4/4"), /--shard "4\/4"/);
   assert.throws(() => parseShard("x"), RangeError);
   assert.deepEqual(lineRanges(10, 3), [[0, 3], [3, 6], [6, 10]]);
+});
+
+Deno.test("threadCount() and rangeGroups() put UER-py's ranges on one thread per 4 MiB, consecutive ranges together", () => {
+  assert.equal(threadCount(2, 1_948_408), 1); // the 1.9 MB sample: a Worker would cost more than it saves
+  assert.equal(threadCount(2, 15_587_264), 2);
+  assert.equal(threadCount(8, 9 * MIN_BYTES_PER_THREAD), 8);
+  assert.equal(threadCount(8, 3 * MIN_BYTES_PER_THREAD), 3);
+  assert.equal(threadCount(3, 0), 1);
+  assert.deepEqual(rangeGroups(5, 2), [[0, 1], [2, 3, 4]]);
+  assert.deepEqual(rangeGroups(3, 3), [[0], [1], [2]]);
+  assert.deepEqual(rangeGroups(4, 1), [[0, 1, 2, 3]]);
+});
+
+Deno.test("preprocessCorpus() gives the same dataset however the ranges are spread over threads and workers", async () => {
+  const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
+  const base = { processesNum: 3, dupFactor: 2 };
+  await preprocessCorpus(config(corpus, `${tmp}/t1`, base)); // one thread runs the 3 ranges
+  await preprocessCorpus(config(corpus, `${tmp}/t2`, { ...base, threads: 2 })); // this thread + a worker with 2
+  await preprocessCorpus(config(corpus, `${tmp}/t3`, { ...base, threads: 2, forceWorkers: true }));
+  const [a, b, c] = await Promise.all(["t1", "t2", "t3"].map((d) => readAll(`${tmp}/${d}`)));
+  assert.deepEqual(a.ds.attrs.parts.map((p) => p.lines), lineRanges(240, 3));
+  assert.ok(a.out.length > 0);
+  assert.deepEqual(b.out, a.out);
+  assert.deepEqual(c.out, a.out);
+  assert.deepEqual(b.ds.attrs.parts, a.ds.attrs.parts);
 });
 
 Deno.test({

@@ -10,9 +10,11 @@
  */
 
 import { BertTokenizer, Vocab } from "../tokenizer/mod.ts";
-import { type AlbertDatasetOptions, type AlbertInstance, AlbertInstanceBuilder } from "./albert_dataset.ts";
+import { setBmpClassTable } from "../tokenizer/char_class.ts";
+import { readVocabFile } from "../io/vocab_file.ts";
+import { type AlbertDatasetOptions, AlbertInstanceBuilder, type InstanceRow } from "./albert_dataset.ts";
 import { type EncodingErrors, isBlankLine, LineDecoder } from "./corpus_lines.ts";
-import { type PartLayout, PartWriter } from "./dataset_zarr.ts";
+import { type PartLayout, PartWriter } from "./part_writer.ts";
 import type { WholeWordSupport } from "./masking.ts";
 import { PyRandom } from "./py_random.ts";
 
@@ -27,7 +29,6 @@ export interface RangeJob {
   lineStart: number;
   lineEnd: number;
   partDir: string;
-  vocabText: string;
   vocabPath: string;
   doLowerCase: boolean;
   options: Omit<AlbertDatasetOptions, "wholeWord">;
@@ -37,7 +38,22 @@ export interface RangeJob {
   layout: PartLayout;
   /** The parsed vocab, when the job runs in the thread that read it (not sent to workers). */
   vocab?: Vocab;
+  /** A tokenizer over `vocab` made ahead of the job (not sent to workers). */
+  tokenizer?: BertTokenizer;
 }
+
+/** What a worker gets first, before the corpus is scanned: enough to build its tokenizer early. */
+export interface WorkerInit {
+  type: "init";
+  vocabText: string;
+  vocabPath: string;
+  doLowerCase: boolean;
+  /** The main thread's `bmpClassTable()` (a copy; saves rebuilding it). */
+  charClasses: Uint8Array;
+}
+
+/** Messages a worker receives: `init` once, then one `job`. */
+export type WorkerRequest = WorkerInit | { type: "job"; job: RangeJob };
 
 /** What a worker reports back. */
 export interface RangeResult {
@@ -49,27 +65,37 @@ const READ_BYTES = 1 << 20;
 /** Ranges up to this size keep their token ids in memory between dup_factor passes. */
 const CACHE_MAX_BYTES = 64 << 20;
 
-/** Token ids of a range's lines, kept for the passes after the first: [n, ids...] per line, -1 = blank. */
+/**
+ * Token ids of a range's lines in one growing Int32Array: `[n, ids...]` per line, -1 for a blank line.
+ * Sentences handed to the builder are views into it (valid even after it grows: a view keeps its
+ * buffer), and the passes after the first replay it instead of reading and tokenizing again.
+ */
 class TokenCache {
-  buf = new Int32Array(1 << 16);
+  buf: Int32Array;
   size = 0;
 
-  #reserve(n: number): void {
-    if (this.size + n <= this.buf.length) return;
-    const next = new Int32Array(Math.max(this.buf.length * 2, this.size + n));
-    next.set(this.buf.subarray(0, this.size));
-    this.buf = next;
+  constructor(initial: number) {
+    this.buf = new Int32Array(Math.max(1024, initial));
   }
 
-  add(ids: number[] | null): void {
-    this.#reserve(1 + (ids ? ids.length : 0));
-    if (!ids) {
-      this.buf[this.size++] = -1;
-      return;
+  /** Appends a line's ids; returns the view of them (null for a blank line). */
+  add(ids: Int32Array | null): Int32Array | null {
+    const n = ids ? ids.length : 0;
+    if (this.size + 1 + n > this.buf.length) {
+      const next = new Int32Array(Math.max(this.buf.length * 2, this.size + 1 + n));
+      next.set(this.buf.subarray(0, this.size));
+      this.buf = next;
     }
-    this.buf[this.size++] = ids.length;
-    this.buf.set(ids, this.size);
-    this.size += ids.length;
+    const buf = this.buf;
+    if (!ids) {
+      buf[this.size++] = -1;
+      return null;
+    }
+    buf[this.size++] = n;
+    const at = this.size;
+    buf.set(ids, at);
+    this.size = at + n;
+    return buf.subarray(at, at + n);
   }
 }
 
@@ -139,35 +165,39 @@ async function wholeWordSupport(tok: BertTokenizer): Promise<WholeWordSupport> {
 
 /**
  * Processes one line range into the part at `job.partDir`; `onProgress(lines)` gets the number of
- * lines processed since the last call (all passes together).
+ * lines processed since the last call (all passes together), about every 100 ms; with
+ * `yieldToEvents` the loop then also lets the event loop run (messages from other workers).
  */
-export async function runRange(job: RangeJob, onProgress?: (lines: number) => void): Promise<RangeResult> {
-  const vocab = job.vocab ?? Vocab.parse(job.vocabText, job.vocabPath, "uer");
-  const tok = new BertTokenizer(vocab, { mode: "uer", doLowerCase: job.doLowerCase });
+export async function runRange(
+  job: RangeJob,
+  onProgress?: (lines: number) => void,
+  yieldToEvents = false,
+): Promise<RangeResult> {
+  const vocab = job.vocab ?? await readVocabFile(job.vocabPath, "uer");
+  const tok = job.tokenizer ?? new BertTokenizer(vocab, { mode: "uer", doLowerCase: job.doLowerCase });
   const wholeWord = job.options.wholeWordMasking ? await wholeWordSupport(tok) : undefined;
   const rng = new PyRandom(job.seed);
   const builder = new AlbertInstanceBuilder(vocab, { ...job.options, wholeWord }, rng);
   const writer = await PartWriter.create(job.partDir, job.layout);
+  const onRow = (row: InstanceRow) => writer.appendRow(row);
   const nLines = Math.max(job.lineEnd, job.lineStart + 1) - job.lineStart;
-  let pending: AlbertInstance[] = [];
-  const emit = (ins: AlbertInstance) => pending.push(ins);
-  const drain = async () => {
-    const batch = pending;
-    pending = [];
-    for (const ins of batch) await writer.append(ins);
-  };
   let reported = 0;
   let lastReport = performance.now();
-  const progress = (done: number) => {
-    if (onProgress && performance.now() - lastReport > 100) {
-      onProgress(done - reported);
-      reported = done;
-      lastReport = performance.now();
-    }
+  // Reports progress at most every 100 ms; true when the caller should yield to the event loop.
+  const progress = (done: number): boolean => {
+    const now = performance.now();
+    if (now - lastReport < 100) return false;
+    onProgress?.(done - reported);
+    reported = done;
+    lastReport = now;
+    return yieldToEvents;
   };
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
   // Pass 1 reads and tokenizes the corpus; later passes replay the cached ids when the range is
   // small enough, else read and tokenize again (as UER-py does every pass).
-  const cache = job.dupFactor > 1 && job.byteEnd - job.byteStart <= CACHE_MAX_BYTES ? new TokenCache() : null;
+  const bytes = job.byteEnd - job.byteStart;
+  const keep = job.dupFactor > 1 && bytes <= CACHE_MAX_BYTES;
+  const cache = keep ? new TokenCache(bytes >> 1) : null;
   let replaced = 0;
   for (let pass = 0; pass < job.dupFactor; pass++) {
     let seen = 0;
@@ -177,17 +207,13 @@ export async function runRange(job: RangeJob, onProgress?: (lines: number) => vo
       while (seen < nLines) {
         const n = buf[at++];
         seen++;
-        if (n < 0) builder.line(null, seen === nLines, emit);
+        if (n < 0) builder.feed(null, seen === nLines, onRow);
         else {
-          builder.line(buf.subarray(at, at + n), seen === nLines, emit);
+          builder.feed(buf.subarray(at, at + n), seen === nLines, onRow);
           at += n;
         }
-        if (pending.length >= 256) {
-          await drain();
-          progress(pass * nLines + seen);
-        }
+        if ((seen & 63) === 0 && progress(pass * nLines + seen)) await pause();
       }
-      await drain();
       continue;
     }
     const decoder = new LineDecoder(job.corpusPath, job.encodingErrors, job.lineStart, job.byteStart === 0);
@@ -196,21 +222,22 @@ export async function runRange(job: RangeJob, onProgress?: (lines: number) => vo
       for (let k = 0; k < take; k++) {
         const line = lines[k];
         seen++;
-        const ids = isBlankLine(line) ? null : tok.tokenizeToIds(line);
-        cache?.add(ids);
-        builder.line(ids, seen === nLines, emit);
+        let view: Int32Array | null = null;
+        if (!isBlankLine(line)) {
+          const ids = tok.tokenizeToIdView(line);
+          view = cache ? cache.add(ids) : ids.slice();
+        } else cache?.add(null);
+        builder.feed(view, seen === nLines, onRow);
+        if ((seen & 63) === 0 && progress(pass * nLines + seen)) await pause();
       }
-      await drain();
-      progress(pass * nLines + seen);
       if (seen === nLines) break;
     }
     // Past the end of the file Python's readline() returns "" (a blank line).
     while (seen < nLines) {
       seen++;
       cache?.add(null);
-      builder.line(null, seen === nLines, emit);
+      builder.feed(null, seen === nLines, onRow);
     }
-    await drain();
     if (pass === 0) replaced = decoder.replacedLines;
   }
   onProgress?.(job.dupFactor * nLines - reported);
@@ -224,17 +251,36 @@ export type WorkerMessage =
   | { type: "done"; result: RangeResult }
   | { type: "error"; name: string; message: string };
 
-// Worker entry: one job per worker.
+// Worker entry: `init` builds the vocab and tokenizer while the main thread scans the corpus; then
+// one `job`.
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
 if (typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.WorkerGlobalScope) {
-  scope.onmessage = async (e: MessageEvent<RangeJob>) => {
+  let ready: { vocab: Vocab; tokenizer: BertTokenizer } | null = null;
+  let failed: unknown = null;
+  const fail = (err: unknown) => {
+    const error = err instanceof Error ? err : new Error(String(err));
+    scope.postMessage({ type: "error", name: error.name, message: error.message } satisfies WorkerMessage);
+  };
+  scope.onmessage = async (e: MessageEvent<WorkerRequest>) => {
+    const m = e.data;
+    if (m.type === "init") {
+      try {
+        setBmpClassTable(m.charClasses);
+        const vocab = Vocab.parse(m.vocabText, m.vocabPath, "uer");
+        ready = { vocab, tokenizer: new BertTokenizer(vocab, { mode: "uer", doLowerCase: m.doLowerCase }) };
+      } catch (err) {
+        failed = err; // reported when the job comes (the main thread reports the same vocab error)
+      }
+      return;
+    }
+    if (failed) return fail(failed);
     try {
-      const result = await runRange(e.data, (lines) => scope.postMessage({ type: "progress", lines }));
+      const job = ready ? { ...m.job, vocab: ready.vocab, tokenizer: ready.tokenizer } : m.job;
+      const result = await runRange(job, (lines) => scope.postMessage({ type: "progress", lines }));
       scope.postMessage({ type: "done", result } satisfies WorkerMessage);
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      scope.postMessage({ type: "error", name: error.name, message: error.message } satisfies WorkerMessage);
+      fail(err);
     }
   };
 }

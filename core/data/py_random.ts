@@ -31,8 +31,11 @@ export interface PyRandomState {
  */
 export class PyRandom {
   #mt = new Int32Array(N); // words as int32 bit patterns (keeps V8 on 32-bit integer paths)
-  #out = new Uint32Array(N); // tempered outputs of the current block
+  #out = new Uint32Array(N); // tempered outputs of the current block (valid when #tempered)
   #index = N + 1;
+  // Tempering is lazy: `halfCounts` (most draws of a preprocessing run) reads the top bit of the
+  // tempered output straight from the untempered word, so blocks it consumes are never tempered.
+  #tempered = false;
 
   /** Seeds like `random.seed(seed)`; without a seed the generator must be seeded before use. */
   constructor(seed?: number | bigint) {
@@ -107,15 +110,17 @@ export class PyRandom {
     }
     const y = (mt[N - 1] & UPPER_MASK) | (mt[0] & LOWER_MASK);
     mt[N - 1] = mt[M - 1] ^ (y >>> 1) ^ (-(y & 1) & MATRIX_A);
-    this.#retemper();
+    this.#tempered = false;
     this.#index = 0;
   }
 
-  // Temper the whole block once; draws then just read it.
+  // Temper the rest of the block once (words before `#index` were consumed untempered); draws then
+  // just read it.
   #retemper(): void {
     const mt = this.#mt;
     const out = this.#out;
-    for (let i = 0; i < N; i++) {
+    this.#tempered = true;
+    for (let i = this.#index; i < N; i++) {
       let t = mt[i];
       t ^= t >>> 11;
       t ^= (t << 7) & 0x9d2c5680;
@@ -128,6 +133,7 @@ export class PyRandom {
   /** The next raw 32-bit output (`genrand_uint32`). */
   nextUint32(): number {
     if (this.#index >= N) this.#refill();
+    if (!this.#tempered) this.#retemper();
     return this.#out[this.#index++];
   }
 
@@ -140,6 +146,7 @@ export class PyRandom {
   random(): number {
     const i = this.#index;
     if (i < N - 1) {
+      if (!this.#tempered) this.#retemper();
       this.#index = i + 2;
       return ((this.#out[i] >>> 5) * 67108864 + (this.#out[i + 1] >>> 6)) / 9007199254740992;
     }
@@ -156,7 +163,7 @@ export class PyRandom {
     const i = this.#index;
     if (i < N - 1) {
       this.#index = i + 2;
-      return this.#out[i] < 0x80000000;
+      return temperedTopBit(this.#mt[i]) === 0;
     }
     return this.random() < 0.5;
   }
@@ -166,31 +173,45 @@ export class PyRandom {
    * indices (0-based). Bulk form of {@link half} for `truncate_seq_pair`, same draws consumed.
    */
   halfCounts(n: number): [number, number] {
-    const counts: [number, number] = [0, 0];
+    let even = 0, odd = 0; // true draws at even / odd k
     let k = 0;
-    const out = this.#out;
+    const mt = this.#mt;
     while (k < n) {
-      let i = this.#index;
+      const i = this.#index;
       if (i >= N - 1) {
-        if (this.random() < 0.5) counts[k & 1]++;
-        k++;
+        if (i === N - 1) {
+          // The draw straddles two blocks: its first word is the last of this one.
+          if (temperedTopBit(mt[i]) === 0) {
+            if ((k & 1) === 0) even++;
+            else odd++;
+          }
+          this.#twist();
+          this.#index = 1;
+          k++;
+        } else {
+          this.#refill();
+        }
         continue;
       }
       const m = Math.min(n - k, (N - i) >> 1);
-      // Draw j uses outputs i + 2j, i + 2j + 1; it is < 0.5 iff the first has its top bit clear.
-      let even = 0, odd = 0;
+      // Draw j uses words i + 2j, i + 2j + 1; it is < 0.5 iff the first tempered output has its
+      // top bit clear. Count the set top bits of draws j = 0, 2, 4, ... and j = 1, 3, 5, ...
       const end = i + 2 * m;
-      const first = (k & 1) === 0;
-      for (let p = i; p < end; p += 4) even += (out[p] >>> 31) ^ 1;
-      for (let p = i + 2; p < end; p += 4) odd += (out[p] >>> 31) ^ 1;
-      if (!first) [even, odd] = [odd, even];
-      i = end;
-      this.#index = i;
-      counts[0] += even;
-      counts[1] += odd;
+      let setA = 0, setB = 0;
+      for (let p = i; p < end; p += 4) setA += temperedTopBit(mt[p]);
+      for (let p = i + 2; p < end; p += 4) setB += temperedTopBit(mt[p]);
+      const nA = (m + 1) >> 1, nB = m >> 1;
+      if ((k & 1) === 0) {
+        even += nA - setA;
+        odd += nB - setB;
+      } else {
+        odd += nA - setA;
+        even += nB - setB;
+      }
+      this.#index = end;
       k += m;
     }
-    return counts;
+    return [even, odd];
   }
 
   /** `random.getrandbits(k)` for 0 ≤ k ≤ 53 (exact as a number). */
@@ -235,6 +256,32 @@ export class PyRandom {
     return this.randrange(a, b + 1);
   }
 
+  /** {@link shuffle} of the first `n` entries of an Int32Array (no allocation; same draws). */
+  shuffleInt32(x: Int32Array, n: number): void {
+    if (n < 2) return;
+    let idx = this.#index;
+    if (idx > N) throw new RangeError("PyRandom used before seed()");
+    if (idx < N && !this.#tempered) this.#retemper();
+    const out = this.#out;
+    for (let i = n - 1; i > 0; i--) {
+      const bound = i + 1;
+      const shift = Math.clz32(bound); // 32 - bit_length(bound): _randbelow's getrandbits(k)
+      let r: number;
+      do {
+        if (idx >= N) {
+          this.#twist();
+          this.#retemper();
+          idx = 0;
+        }
+        r = out[idx++] >>> shift;
+      } while (r >= bound);
+      const t = x[i];
+      x[i] = x[r];
+      x[r] = t;
+    }
+    this.#index = idx;
+  }
+
   /** `random.shuffle(x)` in place: for i from len-1 down to 1, swap x[i] with x[_randbelow(i+1)]. */
   shuffle<T>(x: T[] | { length: number; [i: number]: T }): void {
     for (let i = x.length - 1; i > 0; i--) {
@@ -256,9 +303,19 @@ export class PyRandom {
       throw new RangeError(`Cannot restore PyRandom state: expected ${N} words and an index in [0, ${N}]`);
     }
     this.#mt.set(state.mt);
+    this.#index = 0;
     this.#retemper();
     this.#index = state.index;
   }
+}
+
+/**
+ * Top bit of MT19937's tempered output of word `y`: tempering maps bit 31 to y31 ^ y27 ^ y24 ^ y16
+ * (the `<< 7` and `<< 15` steps fold bits 24 and 16 into it, the first `>>> 11` folds bit 27 into
+ * bit 16; the shifts right never reach bit 31).
+ */
+function temperedTopBit(y: number): number {
+  return (y ^ (y << 4) ^ (y << 7) ^ (y << 15)) >>> 31;
 }
 
 /** Python's `int.bit_length()` for a non-negative integer below 2^53. */

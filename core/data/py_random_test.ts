@@ -106,3 +106,36 @@ Deno.test("PyRandom.halfCounts() counts random() < 0.5 by draw parity across blo
     assert.equal(a.nextUint32(), b.nextUint32());
   }
 });
+
+Deno.test("PyRandom draws stay CPython's when halfCounts, random, randbelow and shuffleInt32 interleave", () => {
+  // `a` mixes the bulk and typed-array paths (lazily tempered blocks); `b` uses only the plain
+  // CPython-shaped calls. Same seed, same sequence of operations -> same results and state.
+  const a = new PyRandom(2024);
+  const b = new PyRandom(2024);
+  const pick = new PyRandom(1);
+  for (let step = 0; step < 4000; step++) {
+    const op = pick.randbelow(5);
+    if (op === 0) {
+      const n = pick.randbelow(1500);
+      const expected = [0, 0];
+      for (let k = 0; k < n; k++) if (b.random() < 0.5) expected[k & 1]++;
+      assert.deepEqual(a.halfCounts(n), expected, `step ${step}`);
+    } else if (op === 1) {
+      assert.equal(a.random(), b.random());
+    } else if (op === 2) {
+      const n = 1 + pick.randbelow(30000);
+      assert.equal(a.randbelow(n), b.randbelow(n));
+    } else if (op === 3) {
+      const n = pick.randbelow(200);
+      const x = Int32Array.from({ length: n + 3 }, (_, i) => i);
+      const y = Array.from({ length: n }, (_, i) => i);
+      a.shuffleInt32(x, n);
+      b.shuffle(y);
+      assert.deepEqual(Array.from(x.subarray(0, n)), y);
+      assert.deepEqual(Array.from(x.subarray(n)), [n, n + 1, n + 2], "entries past n untouched");
+    } else {
+      assert.equal(a.half(), b.random() < 0.5);
+    }
+  }
+  assert.deepEqual(a.getState(), b.getState());
+});

@@ -67,6 +67,9 @@ export class BertTokenizer {
   readonly wordPiece: WordPiece;
   #removePrivate: boolean;
   #cjkIds: Int32Array; // BMP code point → id of that CJK char as a word, -2 = not computed yet
+  #unitIds = new Int32Array(0x10000).fill(-2); // one-unit word → its single id, -1 = not one id, -2 = unknown
+  #ids = new Int32Array(1024); // output of the current call
+  #n = 0;
   #astralCjk = new Map<number, number>();
   #cache = new Map<string, number[]>();
   #specialIds = new Map<string, number>();
@@ -111,19 +114,39 @@ export class BertTokenizer {
    * corpora (preprocess). Appends to `out` when given.
    */
   tokenizeToIds(text: string, out: number[] = []): number[] {
+    const ids = this.tokenizeToIdView(text);
+    for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+    return out;
+  }
+
+  /**
+   * {@link tokenizeToIds} into the tokenizer's own buffer: the returned view is valid until the next
+   * call (copy it to keep it). Allocates nothing per token.
+   */
+  tokenizeToIdView(text: string): Int32Array {
+    this.#n = 0;
     if (this.mode === "hf" && text.indexOf("[") >= 0) {
       SPECIAL_RE.lastIndex = 0;
       let last = 0;
       for (let m = SPECIAL_RE.exec(text); m !== null; m = SPECIAL_RE.exec(text)) {
-        if (m.index > last) this.#encodeSegment(text.slice(last, m.index), out);
-        out.push(this.#specialIds.get(m[0])!);
+        if (m.index > last) this.#encodeSegment(text.slice(last, m.index));
+        this.#push(this.#specialIds.get(m[0])!);
         last = m.index + m[0].length;
       }
-      if (last < text.length) this.#encodeSegment(last === 0 ? text : text.slice(last), out);
-      return out;
+      if (last < text.length) this.#encodeSegment(last === 0 ? text : text.slice(last));
+    } else {
+      this.#encodeSegment(text);
     }
-    this.#encodeSegment(text, out);
-    return out;
+    return this.#ids.subarray(0, this.#n);
+  }
+
+  #push(id: number): void {
+    if (this.#n === this.#ids.length) {
+      const next = new Int32Array(this.#ids.length * 2);
+      next.set(this.#ids);
+      this.#ids = next;
+    }
+    this.#ids[this.#n++] = id;
   }
 
   /**
@@ -166,7 +189,7 @@ export class BertTokenizer {
   }
 
   // One special-token-free segment → ids appended to `out`.
-  #encodeSegment(text: string, out: number[]): void {
+  #encodeSegment(text: string): void {
     const table = bmpClassTable();
     const removePrivate = this.#removePrivate;
     const n = text.length;
@@ -185,11 +208,11 @@ export class BertTokenizer {
           cls = charClass(cp);
           if (cls === CJK) {
             if (ws >= 0) {
-              this.#word(text, ws, i, dirty, out);
+              this.#word(text, ws, i, dirty);
               ws = -1;
               dirty = false;
             }
-            out.push(this.#astralCjkId(cp));
+            this.#push(this.#astralCjkId(cp));
             i++;
             continue;
           }
@@ -199,7 +222,7 @@ export class BertTokenizer {
           } else if (cls === REMOVE) {
             if (ws >= 0) dirty = true;
           } else if (ws >= 0) {
-            this.#word(text, ws, i, dirty, out);
+            this.#word(text, ws, i, dirty);
             ws = -1;
             dirty = false;
           }
@@ -215,13 +238,13 @@ export class BertTokenizer {
           break;
         case CJK: {
           if (ws >= 0) {
-            this.#word(text, ws, i, dirty, out);
+            this.#word(text, ws, i, dirty);
             ws = -1;
             dirty = false;
           }
           let id = this.#cjkIds[c];
           if (id === -2) id = this.#cjkIds[c] = this.#cjkWordId(String.fromCharCode(c));
-          out.push(id);
+          this.#push(id);
           break;
         }
         case REMOVE:
@@ -234,19 +257,39 @@ export class BertTokenizer {
           break;
         default: // SPACE
           if (ws >= 0) {
-            this.#word(text, ws, i, dirty, out);
+            this.#word(text, ws, i, dirty);
             ws = -1;
             dirty = false;
           }
       }
     }
-    if (ws >= 0) this.#word(text, ws, n, dirty, out);
+    if (ws >= 0) this.#word(text, ws, n, dirty);
   }
 
-  // The ids of one whitespace word text[start, end), through the cache.
-  #word(text: string, start: number, end: number, dirty: boolean, out: number[]): void {
+  // The ids of one whitespace word text[start, end), through the caches (one-unit words, e.g. a
+  // punctuation mark between CJK characters, by a table).
+  #word(text: string, start: number, end: number, dirty: boolean): void {
+    if (end - start === 1 && !dirty) {
+      const c = text.charCodeAt(start);
+      const id = this.#unitIds[c];
+      if (id >= 0) {
+        this.#push(id);
+        return;
+      }
+      if (id === -2) {
+        const ids = this.#wordIds(text.slice(start, end));
+        this.#unitIds[c] = ids.length === 1 ? ids[0] : -1;
+        for (let k = 0; k < ids.length; k++) this.#push(ids[k]);
+        return;
+      }
+    }
     const raw = dirty ? this.#clean(text.slice(start, end)) : text.slice(start, end);
     if (raw.length === 0) return;
+    const ids = this.#wordIds(raw);
+    for (let k = 0; k < ids.length; k++) this.#push(ids[k]);
+  }
+
+  #wordIds(raw: string): number[] {
     let ids = this.#cache.get(raw);
     if (ids === undefined) {
       ids = [];
@@ -254,7 +297,7 @@ export class BertTokenizer {
       if (this.#cache.size >= WORD_CACHE_LIMIT) this.#cache.clear();
       this.#cache.set(raw, ids);
     }
-    for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+    return ids;
   }
 
   // Removes what _clean_text removes from one word (no spaces or CJK inside).

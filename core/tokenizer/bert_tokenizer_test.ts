@@ -146,3 +146,22 @@ for (const trace of ["train_trace", "train_trace_docs"]) {
     got.forEach((ids, i) => assert.deepEqual(ids, expected[i], `sentence ${i}`));
   });
 }
+
+Deno.test("BertTokenizer.tokenizeToIdView() equals basic tokenization + WordPiece, through its one-character word table", () => {
+  const tok = new BertTokenizer(uer.vocab, { mode: "uer" });
+  // Independent of the tokenizer's caches: basicTokenize, then WordPiece per basic token.
+  const expected = (line: string) =>
+    basicTokenize(line).flatMap((w) => {
+      const ids: number[] = [];
+      tok.wordPiece.encodeWord(w, ids);
+      return ids;
+    });
+  // Punctuation between CJK characters (the table's path), characters that are not one id, a lone
+  // accent (no id), and the same characters inside longer words.
+  const lines = ["北京，上海。", "a,b，c…d", "½ ½x x½", "\u0301 é \u0301", "（注）", "【】「」", "，，，", "Ⅻ ﬁ ㎏"];
+  for (let pass = 0; pass < 2; pass++) {
+    for (const line of [...lines, ...cases.map((c) => c.text)]) {
+      assert.deepEqual(Array.from(tok.tokenizeToIdView(line)), expected(line), JSON.stringify(line));
+    }
+  }
+});

@@ -3,7 +3,7 @@
  * what `_clean_text` drops or turns into a space, what `_tokenize_chinese_chars` spaces out and what
  * `_run_split_on_punc` splits on (UER-py `uer/utils/tokenizers.py`, HF `BertNormalizer` /
  * `BertPreTokenizer`). Categories come from the JS engine's Unicode data through `\p{...}` regexes,
- * evaluated once per code point: a 64 KiB table for the BMP, a memo for the other planes.
+ * a 64 KiB table for the BMP (built with a few regex scans), a memo for the other planes.
  * Browser compatible.
  * @module
  */
@@ -59,13 +59,50 @@ export function computeCharClass(cp: number): number {
 
 let bmpTable: Uint8Array | undefined;
 
-/** The class of every BMP code point (built on first use, ~65k regex tests, tens of ms). */
+/**
+ * The class of every BMP code point, built on first use: the same rules as `computeCharClass`, but
+ * each Unicode-category class is marked by one global regex scan over a string of all BMP
+ * characters (runs of a class at a time), lowest precedence first, instead of 65,536 regex tests.
+ */
 export function bmpClassTable(): Uint8Array {
   if (bmpTable) return bmpTable;
-  const t = new Uint8Array(0x10000);
-  for (let cp = 0; cp < 0x10000; cp++) t[cp] = computeCharClass(cp);
+  const t = new Uint8Array(0x10000); // OTHER
+  const units = new Uint16Array(0x10000);
+  for (let cp = 0; cp < 0x10000; cp++) units[cp] = cp >= 0xd800 && cp <= 0xdfff ? 0x61 : cp; // no pairs
+  let all = "";
+  for (let at = 0; at < 0x10000; at += 4096) all += String.fromCharCode(...units.subarray(at, at + 4096));
+  // Reverse precedence of computeCharClass: later marks win.
+  const scans: [RegExp, number][] = [
+    [/\p{Co}+/gu, PRIVATE],
+    [/\p{P}+/gu, PUNCT],
+    [/[\p{Zs}\p{Zl}\p{Zp}]+/gu, SPACE],
+    [/[\p{Cc}\p{Cf}]+/gu, REMOVE],
+  ];
+  for (const [re, cls] of scans) {
+    for (const m of all.matchAll(re)) t.fill(cls, m.index, m.index + m[0].length);
+  }
+  t.fill(PRIVATE, 0xd800, 0xe000);
+  t.fill(CJK, 0x3400, 0x4dc0);
+  t.fill(CJK, 0x4e00, 0xa000);
+  t.fill(CJK, 0xf900, 0xfb00);
+  t.fill(OTHER, 33, 127);
+  for (const [from, to] of [[33, 48], [58, 65], [91, 97], [123, 127]]) t.fill(PUNCT, from, to);
+  t[0] = REMOVE;
+  t[0xfffd] = REMOVE;
+  t[0x09] = t[0x0a] = t[0x0d] = SPACE;
   bmpTable = t;
   return t;
+}
+
+/**
+ * Installs a table made by `bmpClassTable()` in another thread (a worker gets it from the main
+ * thread instead of rebuilding it). Throws a RangeError unless it has 65,536 entries.
+ */
+export function setBmpClassTable(table: Uint8Array): void {
+  if (table.length !== 0x10000) {
+    throw new RangeError(`Cannot install a character class table of ${table.length} entries: expected 65536`);
+  }
+  bmpTable ??= table;
 }
 
 const astralMemo = new Map<number, number>();

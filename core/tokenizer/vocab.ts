@@ -13,56 +13,34 @@ export type TokenizerMode = "uer" | "hf";
 /** The special tokens every BERT vocab must hold. */
 export const SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
 
-// Python's str.isspace() characters (str.strip() / str.split() without arguments).
-const PY_SPACE = new Set<number>([
-  0x09,
-  0x0a,
-  0x0b,
-  0x0c,
-  0x0d,
-  0x1c,
-  0x1d,
-  0x1e,
-  0x1f,
-  0x20,
-  0x85,
-  0xa0,
-  0x1680,
-  0x2000,
-  0x2001,
-  0x2002,
-  0x2003,
-  0x2004,
-  0x2005,
-  0x2006,
-  0x2007,
-  0x2008,
-  0x2009,
-  0x200a,
-  0x2028,
-  0x2029,
-  0x202f,
-  0x205f,
-  0x3000,
-]);
-
-/** Whether `ch` (one UTF-16 unit; all Python spaces are in the BMP) is Python whitespace. */
+/**
+ * Whether `code` (one UTF-16 unit; all Python spaces are in the BMP) is Python whitespace
+ * (`str.isspace()`, what `str.strip()` / `str.split()` without arguments remove).
+ */
 export function isPythonSpace(code: number): boolean {
-  return PY_SPACE.has(code);
+  if (code > 0x20 && code < 0x85) return false; // printable ASCII: the common case
+  return (code >= 0x09 && code <= 0x0d) || (code >= 0x1c && code <= 0x20) || code === 0x85 || code === 0xa0 ||
+    code === 0x1680 || (code >= 0x2000 && code <= 0x200a) || code === 0x2028 || code === 0x2029 ||
+    code === 0x202f || code === 0x205f || code === 0x3000;
 }
+
+// Python whitespace other than \n and \r (pythonLines splits on those); \x1c-\x1f are Python spaces.
+// deno-lint-ignore no-control-regex
+const PY_SPACE_BUT_NEWLINE = /[\t\v\f\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
 /** Python's `line.split()[0]`: the first run of non-whitespace characters, or "" if none. */
 function firstPythonWord(line: string): string {
+  const n = line.length;
   let i = 0;
-  while (i < line.length && PY_SPACE.has(line.charCodeAt(i))) i++;
+  while (i < n && isPythonSpace(line.charCodeAt(i))) i++;
   let j = i;
-  while (j < line.length && !PY_SPACE.has(line.charCodeAt(j))) j++;
-  return line.slice(i, j);
+  while (j < n && !isPythonSpace(line.charCodeAt(j))) j++;
+  return i === 0 && j === n ? line : line.slice(i, j);
 }
 
 /** Python's universal-newline line iteration (`for line in open(...)`): `\n`, `\r\n` and `\r` end lines. */
 function pythonLines(text: string): string[] {
-  const lines = text.split(/\r\n|\r|\n/);
+  const lines = text.indexOf("\r") < 0 ? text.split("\n") : text.split(/\r\n|\r|\n/);
   if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
   return lines;
 }
@@ -125,10 +103,14 @@ export class Vocab {
     }
     let tokens: string[];
     if (mode === "uer") {
-      tokens = pythonLines(text).map((line) => {
-        const w = firstPythonWord(line);
-        return w === "" ? line : w;
-      });
+      tokens = pythonLines(text);
+      // Without whitespace other than line ends (the usual vocab) every line is its own first word.
+      if (PY_SPACE_BUT_NEWLINE.test(text)) {
+        for (let i = 0; i < tokens.length; i++) {
+          const w = firstPythonWord(tokens[i]);
+          if (w !== "") tokens[i] = w;
+        }
+      }
     } else {
       tokens = text.split("\n");
       if (tokens[tokens.length - 1] === "") tokens.pop();

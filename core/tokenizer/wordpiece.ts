@@ -23,23 +23,23 @@ import type { Vocab } from "./vocab.ts";
 export class WordPiece {
   readonly unkId: number;
   readonly maxInputCharsPerWord: number;
-  #initial = new Map<string, number>();
+  #initial: ReadonlyMap<string, number>; // every token (a "##x" token is also the literal word "##x")
   #cont = new Map<string, number>();
   #maxLen = 1; // longest piece in UTF-16 units (without "##")
 
   constructor(vocab: Vocab, maxInputCharsPerWord: number) {
     this.unkId = vocab.unkId;
     this.maxInputCharsPerWord = maxInputCharsPerWord;
-    for (const [tok, id] of vocab.map) {
-      if (tok.startsWith("##")) {
-        const rest = tok.slice(2);
-        this.#cont.set(rest, id);
-        if (rest.length > this.#maxLen) this.#maxLen = rest.length;
-      }
-      // A "##x" token is also a valid word-initial piece (the literal text "##x").
-      this.#initial.set(tok, id);
-      if (tok.length > this.#maxLen) this.#maxLen = tok.length;
+    // Word-initial pieces are exactly the vocab's token -> id map (last line wins for duplicates).
+    this.#initial = vocab.map;
+    const tokens = vocab.tokens;
+    let maxLen = 1;
+    for (let id = 0; id < tokens.length; id++) { // a duplicated "##x" keeps its last id, as the map
+      const tok = tokens[id];
+      if (tok.length > maxLen) maxLen = tok.length;
+      if (tok.charCodeAt(0) === 35 && tok.charCodeAt(1) === 35) this.#cont.set(tok.slice(2), id); // "##"
     }
+    this.#maxLen = maxLen;
   }
 
   /** Appends the ids of `word` (one basic token, non-empty) to `out`. */

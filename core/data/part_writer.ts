@@ -1,0 +1,257 @@
+/**
+ * The writing half of the dataset format (layout in dataset_zarr.ts, DESIGN.md §4): the group
+ * attributes, the part layout and `PartWriter`, which streams one worker's instances into its part
+ * as zarr v3 arrays (uncompressed, `bytes` codec, little-endian; chunk keys `c/<k>` and `c/<k>/0`).
+ * It writes the zarr metadata and the raw chunk files itself — the same files zarrita writes — so a
+ * preprocessing worker does not load zarrita. Not browser compatible (Deno file writes).
+ * @module
+ */
+
+import type { AlbertInstance, InstanceRow } from "./albert_dataset.ts";
+import { numToPredict } from "./masking.ts";
+
+/** `format` attribute of a dataset group. */
+export const DATASET_FORMAT = "uer-ts.dataset";
+/** Version of the layout; readers refuse other versions. */
+export const DATASET_FORMAT_VERSION = 1;
+
+/** One part: which worker range it holds and how many instances. */
+export interface DatasetPart {
+  /** Group path inside the dataset, e.g. `parts/0`. */
+  path: string;
+  count: number;
+  /** 0-based corpus line range `[start, end)` the worker read. */
+  lines: [number, number];
+}
+
+/** Group attributes of a dataset (snake_case, as UER-py's flags). */
+export interface DatasetAttributes {
+  format: string;
+  format_version: number;
+  data_processor: "albert";
+  tokenizer: "bert";
+  do_lower_case: boolean;
+  vocab_hash: string;
+  vocab_size: number;
+  special_ids: { pad: number; unk: number; cls: number; sep: number; mask: number };
+  seq_length: number;
+  seed: number;
+  dup_factor: number;
+  short_seq_prob: number;
+  docs_buffer_size: number;
+  dynamic_masking: boolean;
+  whole_word_masking: boolean;
+  span_masking: boolean;
+  span_geo_prob: number;
+  span_max_length: number;
+  processes_num: number;
+  /** `--shard K/N` (0-based K), or null for a whole-corpus dataset. */
+  shard: { index: number; count: number } | null;
+  corpus: { name: string; bytes: number; lines: number };
+  encoding_errors: "strict" | "replace";
+  replaced_lines: number;
+  token_dtype: "uint16" | "int32";
+  chunk_rows: number;
+  max_predictions: number;
+  count: number;
+  parts: DatasetPart[];
+}
+
+/** Rows per chunk: about 1 MiB of uint16 tokens per `src` chunk. */
+export function chunkRowsFor(seqLength: number): number {
+  const rows = 2 ** Math.floor(Math.log2(524288 / seqLength));
+  return Math.min(8192, Math.max(256, rows));
+}
+
+/** Shape facts a part writer needs. */
+export interface PartLayout {
+  seqLength: number;
+  tokenDtype: "uint16" | "int32";
+  staticMasking: boolean;
+  chunkRows: number;
+}
+
+/** The layout for a dataset of these settings. */
+export function partLayout(seqLength: number, vocabSize: number, staticMasking: boolean): PartLayout {
+  return {
+    seqLength,
+    tokenDtype: vocabSize <= 65536 ? "uint16" : "int32",
+    staticMasking,
+    chunkRows: chunkRowsFor(seqLength),
+  };
+}
+
+type IntDtype = "uint8" | "uint16" | "int32";
+type IntArray = Uint8Array | Uint16Array | Int32Array;
+
+function allocate(dtype: IntDtype, n: number): IntArray {
+  return dtype === "uint8" ? new Uint8Array(n) : dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n);
+}
+
+// zarrita's jsonEncodeObject (2-space JSON), so the files equal what zarrita would write.
+function metadataBytes(meta: Record<string, unknown>): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(meta, null, 2));
+}
+
+function groupMetadata(attributes: Record<string, unknown>): Uint8Array {
+  return metadataBytes({ zarr_format: 3, node_type: "group", attributes });
+}
+
+interface Column {
+  name: string;
+  dtype: IntDtype;
+  width: number; // 0 = 1-D
+  buf: IntArray;
+}
+
+/**
+ * Streams instances into one part (`<dir>` becomes the part's group): rows are buffered per chunk,
+ * each full chunk is written as one file per array, and `close()` writes the last chunk and the
+ * array metadata with the final shapes.
+ *
+ * @example
+ * ```ts
+ * const w = await PartWriter.create("tmp/parts/0", partLayout(128, 21128, true));
+ * w.appendRow(row); // or: await w.append(instance)
+ * const n = await w.close();
+ * ```
+ */
+export class PartWriter {
+  readonly layout: PartLayout;
+  readonly dir: string;
+  #cols: Column[];
+  #row = 0; // rows in the current chunk
+  #chunk = 0; // index of the current chunk
+  count = 0;
+
+  private constructor(dir: string, layout: PartLayout, cols: Column[]) {
+    this.dir = dir;
+    this.layout = layout;
+    this.#cols = cols;
+  }
+
+  /** Creates the part group and its array folders under `dir`. */
+  static async create(dir: string, layout: PartLayout): Promise<PartWriter> {
+    const L = layout.seqLength;
+    const posType: IntDtype = L <= 65535 ? "uint16" : "int32";
+    const P = numToPredict(L);
+    const specs: [string, IntDtype, number][] = [
+      ["src", layout.tokenDtype, L],
+      ["length", posType, 0],
+      ["seg_pos", posType, 2],
+      ["is_wrong_order", "uint8", 0],
+    ];
+    if (layout.staticMasking) specs.push(["mlm_pos", posType, P], ["mlm_id", layout.tokenDtype, P]);
+    const R = layout.chunkRows;
+    const cols: Column[] = specs.map(([name, dtype, width]) => ({
+      name,
+      dtype,
+      width,
+      buf: allocate(dtype, R * Math.max(1, width)),
+    }));
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeFile(`${dir}/zarr.json`, groupMetadata({}));
+    await Promise.all(cols.map((c) => Deno.mkdir(`${dir}/${c.name}`, { recursive: true })));
+    return new PartWriter(dir, layout, cols);
+  }
+
+  /** Adds one instance from the builder's buffers (a full chunk is written before it returns). */
+  appendRow(row: InstanceRow): void {
+    const L = this.layout.seqLength;
+    const r = this.#row;
+    const cols = this.#cols;
+    const n = row.length;
+    if (n > L) throw new RangeError(`instance of ${n} ids exceeds seq_length ${L}`);
+    const src = row.src;
+    const dst = cols[0].buf;
+    for (let k = 0, o = r * L; k < n; k++) dst[o + k] = src[k];
+    cols[1].buf[r] = n;
+    cols[2].buf[2 * r] = row.segA;
+    cols[2].buf[2 * r + 1] = n;
+    cols[3].buf[r] = row.isWrongOrder;
+    if (cols.length > 4) {
+      const P = cols[4].width;
+      const t = row.numTargets;
+      if (t > P) throw new RangeError(`instance has ${t} masked positions, more than ${P}`);
+      const pos = cols[4].buf, id = cols[5].buf, tp = row.tgtPos, ti = row.tgtId;
+      for (let k = 0, o = r * P; k < t; k++) {
+        pos[o + k] = tp[k];
+        id[o + k] = ti[k];
+      }
+    }
+    this.count++;
+    if (++this.#row === this.layout.chunkRows) this.#flush();
+  }
+
+  /** Adds one instance (src ≤ seq_length ids; targets ≤ max predictions; seg_pos[1] = src length). */
+  append(ins: AlbertInstance): Promise<void> {
+    const L = this.layout.seqLength;
+    const n = ins.src.length;
+    if (n > L) return Promise.reject(new RangeError(`instance of ${n} ids exceeds seq_length ${L}`));
+    const t = ins.tgtMlm ?? [];
+    const src = Int32Array.from(ins.src);
+    this.appendRow({
+      src,
+      length: n,
+      segA: ins.segPos[0],
+      isWrongOrder: ins.isWrongOrder,
+      masked: ins.tgtMlm !== null,
+      numTargets: t.length,
+      tgtPos: Int32Array.from(t, (x) => x[0]),
+      tgtId: Int32Array.from(t, (x) => x[1]),
+    });
+    return Promise.resolve();
+  }
+
+  // Writes the current chunk's buffers and clears them for the next chunk. Synchronous on purpose:
+  // Deno's async writeFile cost several times the CPU of writeFileSync for these 0.1–1 MiB files
+  // (measured), and a chunk takes about a millisecond to write.
+  #flush(): void {
+    if (this.#row === 0) return;
+    const chunk = this.#chunk;
+    for (const c of this.#cols) {
+      const data = c.buf;
+      const folder = `${this.dir}/${c.name}/c`;
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (chunk === 0) Deno.mkdirSync(folder, { recursive: true });
+      if (c.width) {
+        Deno.mkdirSync(`${folder}/${chunk}`, { recursive: true });
+        Deno.writeFileSync(`${folder}/${chunk}/0`, bytes);
+      } else {
+        Deno.writeFileSync(`${folder}/${chunk}`, bytes);
+      }
+      data.fill(0);
+    }
+    this.#chunk++;
+    this.#row = 0;
+  }
+
+  /** Writes the last (zero-padded) chunk and the array metadata; returns the instance count. */
+  async close(): Promise<number> {
+    this.#flush();
+    const R = this.layout.chunkRows;
+    await Promise.all(this.#cols.map((c) =>
+      Deno.writeFile(
+        `${this.dir}/${c.name}/zarr.json`,
+        metadataBytes({
+          zarr_format: 3,
+          node_type: "array",
+          shape: c.width ? [this.count, c.width] : [this.count],
+          data_type: c.dtype,
+          chunk_grid: { name: "regular", configuration: { chunk_shape: c.width ? [R, c.width] : [R] } },
+          chunk_key_encoding: { name: "default", configuration: { separator: "/" } },
+          codecs: [{ name: "bytes", configuration: { endian: "little" } }],
+          fill_value: 0,
+          attributes: {},
+        }),
+      )
+    ));
+    return this.count;
+  }
+}
+
+/** Writes the dataset group's `zarr.json` with its attributes. */
+export async function writeDatasetAttributes(dir: string, attrs: DatasetAttributes): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeFile(`${dir}/zarr.json`, groupMetadata(attrs as unknown as Record<string, unknown>));
+}
