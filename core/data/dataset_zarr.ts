@@ -189,8 +189,9 @@ export class DatasetReader {
   /** Count, length histogram, masked fraction and SOP balance over every instance (chunk by chunk). */
   async summary(): Promise<DatasetSummary> {
     const L = this.seqLength;
-    const buckets = Math.min(8, L);
-    const width = Math.ceil((L + 1) / buckets);
+    // at most 8 buckets of equal width over lengths 0..L; no bucket starts past L
+    const width = Math.ceil((L + 1) / Math.min(8, L));
+    const buckets = Math.ceil((L + 1) / width);
     const hist = Array.from({ length: buckets }, (_, b) => ({
       from: b * width,
       to: Math.min(L, (b + 1) * width - 1),

@@ -89,6 +89,12 @@ Deno.test("PartWriter + openDataset round-trip instances across chunks and parts
     assert.equal(s.wrongOrder, all.filter((x) => x.isWrongOrder).length);
     assert.equal(s.masked, all.reduce((a, x) => a + x.tgtMlm!.length, 0));
     assert.equal(s.lengthHistogram.reduce((a, b) => a + b.count, 0), all.length);
+    // buckets tile 0..seq_length exactly: none empty-ranged, none past the end
+    s.lengthHistogram.forEach((b, i) => {
+      assert.ok(b.from <= b.to, `bucket ${i} is ${b.from}-${b.to}`);
+      assert.equal(b.from, i === 0 ? 0 : s.lengthHistogram[i - 1].to + 1);
+    });
+    assert.equal(s.lengthHistogram.at(-1)!.to, 20);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
