@@ -237,6 +237,13 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
         `(${opts.batchSize * comm.size * opts.accumulationSteps} per update)`,
     );
   }
+  if (opts.saveCheckpointSteps % opts.accumulationSteps !== 0) {
+    // A checkpoint inside an accumulation window holds no partial gradients: resuming from it is not exact.
+    info(
+      `warning: --save_checkpoint_steps ${opts.saveCheckpointSteps} is not a multiple of --accumulation_steps ` +
+        `${opts.accumulationSteps}; resuming from such a checkpoint restarts its accumulation window`,
+    );
+  }
   const enc = new TextEncoder();
 
   const vocab = await readVocabFile(opts.vocabPath!, "uer");
