@@ -3,16 +3,22 @@
  * on onnxruntime-node CPU with 2 intra-op threads, for the reference albert-tiny config (batch 16,
  * seq 128) and an ALBERT-base-shaped config (batch 8, seq 128; emb 128, hidden 768, ff 3072,
  * 12 heads, 12 layers, vocab 21128), against UER-py's figures on this machine class (about 12,700
- * and 250 tokens/s). Also prints the process RSS across the tiny run (it should stay flat).
+ * and 250 tokens/s: reference figures measured on this machine class, not in this run). Every step
+ * is timed: it prints tokens/s of the best, the median and the mean step (the 2 cores are shared, so
+ * the best is the uncontended figure, the median the typical one, the mean includes the slow steps),
+ * process CPU ms per step (user + system, all threads) and the RSS at steps 1, 10, 100, … and the
+ * last (it should stay flat).
  * Prints figures; never passes or fails on time (DESIGN.md §2).
  *
- * Run: `deno run -A bench/pretrain_bench.ts [--tiny-steps N] [--base-steps N]`.
+ * Run: `deno run -A bench/pretrain_bench.ts [--tiny-steps N] [--base-steps N] [--no-spin]` (defaults
+ * 300 and 3; `--no-spin` makes onnxruntime's worker threads sleep between ops, kinder to a shared box).
  * @module
  */
+import process from "node:process";
 import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
 import { type Batch, initParams, Trainer } from "../core/train/trainer.ts";
 
-/** UER-py tokens/s on this machine class (torch 1.13 CPU, same shapes). */
+/** UER-py tokens/s on this machine class (torch 1.13 CPU, OpenBLAS, 2 threads, same shapes): reference figures. */
 export const UER_TOKENS_PER_S = { tiny: 12_700, base: 250 };
 
 const TINY: AlbertConfig = {
@@ -54,26 +60,54 @@ function syntheticBatch(batchSize: number, seqLength: number, vocab: number, sal
   return { src, seg, tgtMlm, tgtSop, batchSize, seqLength };
 }
 
+interface Figures {
+  steps: number;
+  tokensPerStep: number;
+  /** Wall ms of each timed step (the first two, session-creating and warm-up, excluded). */
+  wallMs: number[];
+  /** Process CPU ms (user + system, all threads) per timed step, averaged over the run. */
+  cpuMsPerStep: number;
+  firstStepMs: number;
+  /** [step, RSS bytes] at steps 1, 10, 100, 1000, … and the last. */
+  rss: [number, number][];
+}
+
 async function measure(
   cfg: AlbertConfig,
   batchSize: number,
   seqLength: number,
   steps: number,
-  rss?: number[],
-): Promise<{ tokensPerS: number; msPerStep: number; firstStepMs: number }> {
-  const trainer = await Trainer.create({ config: cfg, params: initParams(cfg, 7), device: "cpu", threads: 2 });
+  spinning: boolean,
+): Promise<Figures> {
+  const params = initParams(cfg, 7);
+  const trainer = await Trainer.create({ config: cfg, params, device: "cpu", threads: 2, spinning });
   const batches = [0, 1, 2, 3].map((s) => syntheticBatch(batchSize, seqLength, cfg.vocab_size!, s));
+  const rss: [number, number][] = [];
   let t = performance.now();
   await trainer.step(batches[0], 1e-4);
   const firstStepMs = performance.now() - t;
-  t = performance.now();
+  rss.push([1, Deno.memoryUsage().rss]);
+  // Step 2 first-touches the trainer's second set of state buffers and grows onnxruntime's arena.
+  await trainer.step(batches[1], 1e-4);
+  const wallMs: number[] = [];
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) {
+    t = performance.now();
     await trainer.step(batches[i % batches.length], 1e-4);
-    if (rss && i % 25 === 0) rss.push(Deno.memoryUsage().rss);
+    wallMs.push(performance.now() - t);
+    const step = i + 3;
+    if (i === steps - 1 || (Number.isInteger(Math.log10(step)) && step > 1)) rss.push([step, Deno.memoryUsage().rss]);
   }
-  const msPerStep = (performance.now() - t) / steps;
+  const cpu = process.cpuUsage(cpu0);
   await trainer.dispose();
-  return { tokensPerS: (batchSize * seqLength) / (msPerStep / 1000), msPerStep, firstStepMs };
+  return {
+    steps,
+    tokensPerStep: batchSize * seqLength,
+    wallMs,
+    cpuMsPerStep: (cpu.user + cpu.system) / 1000 / steps,
+    firstStepMs,
+    rss,
+  };
 }
 
 function argNumber(name: string, dflt: number): number {
@@ -81,39 +115,86 @@ function argNumber(name: string, dflt: number): number {
   return i >= 0 ? Number(Deno.args[i + 1]) : dflt;
 }
 
-/** Runs the benchmark and returns its figures (tokens/s, ratios to UER-py, RSS in MiB). */
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const round = (x: number, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
+const mib = (b: number) => round(b / 2 ** 20, 1);
+
+/** Runs the benchmark, prints its table and returns the figures (tokens/s, ratios to UER-py, CPU ms, RSS MiB). */
 export async function pretrainBench(
-  opts: { tinySteps?: number; baseSteps?: number } = {},
+  opts: { tinySteps?: number; baseSteps?: number; spinning?: boolean } = {},
 ): Promise<Record<string, number>> {
-  const rss: number[] = [];
-  const tiny = await measure(TINY, 16, 128, opts.tinySteps ?? 200, rss);
+  const spin = opts.spinning ?? true;
+  const runs: [string, number, Figures | undefined][] = [];
+  runs.push(["tiny", UER_TOKENS_PER_S.tiny, await measure(TINY, 16, 128, opts.tinySteps ?? 300, spin)]);
   const baseSteps = opts.baseSteps ?? 3;
-  const base = baseSteps > 0
-    ? await measure(BASE, 8, 128, baseSteps)
-    : { tokensPerS: NaN, msPerStep: NaN, firstStepMs: NaN };
-  const mib = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
-  return {
-    tiny_tokens_per_s: Math.round(tiny.tokensPerS),
-    tiny_ms_per_step: Math.round(tiny.msPerStep * 10) / 10,
-    tiny_first_step_ms: Math.round(tiny.firstStepMs),
-    tiny_vs_uer: Math.round((tiny.tokensPerS / UER_TOKENS_PER_S.tiny) * 100) / 100,
-    base_tokens_per_s: Math.round(base.tokensPerS),
-    base_ms_per_step: Math.round(base.msPerStep),
-    base_first_step_ms: Math.round(base.firstStepMs),
-    base_vs_uer: Math.round((base.tokensPerS / UER_TOKENS_PER_S.base) * 100) / 100,
-    // RSS after the first tiny step, after 50 more steps (allocator warm), and at the end of the run
-    rss_first_mib: mib(rss[0]),
-    rss_step50_mib: mib(rss[Math.min(2, rss.length - 1)]),
-    rss_max_mib: mib(Math.max(...rss)),
-    rss_last_mib: mib(rss.at(-1)!),
-  };
+  runs.push(["base", UER_TOKENS_PER_S.base, baseSteps > 0 ? await measure(BASE, 8, 128, baseSteps, spin) : undefined]);
+
+  const out: Record<string, number> = {};
+  const rows: string[][] = [[
+    "config",
+    "steps",
+    "tok/s best",
+    "tok/s median",
+    "tok/s mean",
+    "UER-py tok/s*",
+    "× UER (best)",
+    "× UER (median)",
+    "CPU ms/step",
+    "first step ms",
+  ]];
+  for (const [name, uer, f] of runs) {
+    if (!f) continue;
+    const best = f.tokensPerStep / (Math.min(...f.wallMs) / 1000);
+    const med = f.tokensPerStep / (median(f.wallMs) / 1000);
+    const mean = (f.tokensPerStep * f.wallMs.length) / (f.wallMs.reduce((a, b) => a + b, 0) / 1000);
+    Object.assign(out, {
+      [`${name}_tokens_per_s_best`]: round(best),
+      [`${name}_tokens_per_s_median`]: round(med),
+      [`${name}_tokens_per_s_mean`]: round(mean),
+      [`${name}_vs_uer_best`]: round(best / uer, 2),
+      [`${name}_vs_uer_median`]: round(med / uer, 2),
+      [`${name}_cpu_ms_per_step`]: round(f.cpuMsPerStep, 1),
+      [`${name}_first_step_ms`]: round(f.firstStepMs),
+    });
+    rows.push([
+      name === "tiny" ? "tiny (B16 T128)" : "base-shaped (B8 T128)",
+      String(f.steps),
+      String(round(best)),
+      String(round(med)),
+      String(round(mean)),
+      String(uer),
+      round(best / uer, 2).toFixed(2),
+      round(med / uer, 2).toFixed(2),
+      String(round(f.cpuMsPerStep, 1)),
+      String(round(f.firstStepMs)),
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(widths[c])).join(" | ")} |`;
+  console.log(
+    `pretrain step (forward + backward + AdamW) on onnxruntime-node CPU, 2 intra-op threads, spinning ${
+      spin ? "on" : "off"
+    }`,
+  );
+  console.log(line(rows[0]));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows.slice(1)) console.log(line(r));
+  console.log(
+    "* UER-py reference figures measured on this machine class (torch CPU, OpenBLAS, 2 threads), not in this run",
+  );
+  const tiny = runs[0][2]!;
+  console.log(`RSS over the tiny run: ${tiny.rss.map(([s, b]) => `step ${s} ${mib(b)} MiB`).join(", ")}`);
+  for (const [s, b] of tiny.rss) out[`tiny_rss_step${s}_mib`] = mib(b);
+  return out;
 }
 
 if (import.meta.main) {
-  const r = await pretrainBench({
-    tinySteps: argNumber("--tiny-steps", 200),
+  await pretrainBench({
+    tinySteps: argNumber("--tiny-steps", 300),
     baseSteps: argNumber("--base-steps", 3),
+    spinning: !Deno.args.includes("--no-spin"),
   });
-  console.log("pretrain step on onnxruntime-node CPU, 2 threads (UER-py: tiny 12,700 tok/s, base-shaped 250 tok/s)");
-  for (const [k, v] of Object.entries(r)) console.log(`${k.padEnd(22)} ${v}`);
 }

@@ -66,6 +66,15 @@ export function reduceToShape(g: Graph, v: Value, shape: readonly (number | stri
     // NOTE: WebGPU's ReduceSum is silently wrong beyond ~16.7M elements (DESIGN.md §3): two stages.
     r = g.reduceSum(r, [lead.length ? lead[0] : inner[0]], true);
   }
+  const numeric = v.shape.every((d) => typeof d === "number");
+  if (inner.length === 0 && numeric && r === v && FLOATS.has(v.dtype)) {
+    // Σ over the leading dims as ones[1,N] x v[N,C]: one GEMV, ~3x faster than onnxruntime's
+    // ReduceSum over leading axes (every bias gradient takes this path).
+    const c = (shape as number[]).reduce((a, d) => a * d, 1);
+    const n = numel / c;
+    const ones = g.op("Expand", [g.scalar(1, v.dtype), g.ints([1, n])]); // [1,N]
+    return g.reshape(g.matmul(ones, g.reshape(v, [n, c])), shape as number[]); // [1,C] -> shape
+  }
   if (inner.length === 0) r = g.reduceSum(r, lead, false);
   else r = g.reshape(g.reduceSum(r, [...lead, ...inner], true), shape as number[]);
   return r;

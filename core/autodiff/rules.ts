@@ -2,9 +2,9 @@
  * The one table of gradient rules: for each ONNX op the model (and the training losses) emit, how
  * the gradient of the output (`dy`) maps to one gradient per input (`null` where an input has none
  * or is not needed). Rules may return gradients of the broadcast (output) shape: `grad.ts` reduces
- * them back to each input's shape, adds up fan-out and decides which nodes are visited. GELU,
- * softmax and LayerNorm are built from primitives by the model (core/model/layers.ts), so they need
- * no rows here. Everything a rule emits is on the WebGPU EP's op list (DESIGN.md §3): no OneHot, no
+ * them back to each input's shape, adds up fan-out and decides which nodes are visited. GELU and
+ * LayerNorm are built from primitives by the model (core/model/layers.ts), so they need no rows
+ * here; Softmax has a row (training graphs emit the fused op for the attention, for speed). Everything a rule emits is on the WebGPU EP's op list (DESIGN.md §3): no OneHot, no
  * int64 arithmetic; the scatter-add of an embedding gradient is either `MatMul(onehotᵀ, dy)` with
  * the one-hot built as `Equal(float ids, float iota)` (WebGPU) or `ScatterND` with reduction add
  * (CPU, where it avoids the [N,V] one-hot). Mirrors tinygrad's `gradient.py` (one pattern per op).
@@ -285,6 +285,12 @@ export const GRAD_RULES: Record<string, GradRule> = {
     const mask = g.cast(g.equal(x!, outK), x!.dtype);
     const count = g.reduceSum(mask, axes ?? x!.shape.map((_, i) => i), true);
     return [g.div(g.mul(mask, unreduce(g, dy, x!, axes, keep)), count)];
+  },
+  // NOTE: torch's softmax backward: dx = y ⊙ (dy − Σ_axis dy ⊙ y). A row of its own (STYLE asks for
+  // primitives) because the fused op is several passes cheaper than max/sub/exp/sum/div and their rules.
+  Softmax: (g, dy, _x, c) => {
+    const y = c.out;
+    return [g.mul(y, g.sub(dy, g.reduceSum(g.mul(dy, y), [attrInt(c.node, "axis", -1)], true)))];
   },
   Gather: gatherGrad,
   Slice: sliceGrad,

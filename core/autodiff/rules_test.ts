@@ -156,6 +156,12 @@ const CASES: Case[] = [
   { name: "Slice", inputs: [[[6, 3], "normal"]], build: (g, [x]) => g.slice(x, [1], [4], [0]) },
   { name: "Concat", inputs: [[[2, 3], "normal"], [[2, 2], "normal"]], build: (g, [x, y]) => g.concat([x, y], 1) },
   // Composites built from primitives (no rules of their own) and fan-out.
+  { name: "Softmax op, last axis", inputs: [[[2, 3, 5], "normal"]], build: (g, [x]) => softmax(g, x, true) },
+  {
+    name: "Softmax op, axis 1",
+    inputs: [[[2, 4, 3], "normal"]],
+    build: (g, [x]) => g.op("Softmax", [x], { axis: A.int(1) }, { shapes: [{ dtype: x.dtype, shape: [2, 4, 3] }] }),
+  },
   { name: "softmax (layers.ts)", inputs: [[[2, 5], "normal"]], build: (g, [x]) => softmax(g, x) },
   {
     name: "UER LayerNorm (layers.ts), gamma/beta as params",

@@ -19,7 +19,8 @@ export interface NormOptions {
   /**
    * Inference graphs only: emit ONNX `LayerNormalization` (HF semantics; UER's has no ONNX op) and
    * `Softmax` instead of primitives, so onnxruntime runs one kernel where it would run nine (CPU
-   * does not fuse the primitive form). These ops have no gradient rules: leave it off for training.
+   * does not fuse the primitive form). Softmax has a gradient rule (training graphs use it, with UER
+   * semantics); LayerNormalization has none: HF-semantics training must leave this off.
    */
   fusedOps?: boolean;
 }

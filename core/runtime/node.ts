@@ -82,6 +82,21 @@ export async function createNodeSession(model: Uint8Array, opts: SessionOptions 
       }
       return out;
     },
+    async runInto(feeds, into, fetches) {
+      // onnxruntime-node writes a pre-allocated output tensor in place (no per-call copy).
+      const want: Record<string, InstanceType<OrtNode["Tensor"]> | null> = {};
+      for (const k of fetches) want[k] = null;
+      for (const [k, t] of Object.entries(into)) {
+        want[k] = new ort.Tensor(ortType(t.dtype) as "float32", t.data as Float32Array, t.shape);
+      }
+      const res = await session.run(toOrt(feeds), want);
+      const out: Record<string, Tensor> = {};
+      for (const k of fetches) {
+        const t = wrapOrt(res[k] as unknown as OrtTensorLike);
+        out[k] = { dtype: t.dtype, shape: t.shape, data: res[k].data as Tensor["data"] };
+      }
+      return out;
+    },
     release: () => session.release(),
   };
 }

@@ -81,6 +81,16 @@ export interface Session {
   run(feeds: Record<string, Tensor | DeviceTensor>, fetches?: string[]): Promise<Record<string, Tensor>>;
   /** Runs and returns outputs where they were produced (GPU buffers stay on the GPU). */
   runDevice(feeds: Record<string, Tensor | DeviceTensor>, fetches?: string[]): Promise<Record<string, DeviceTensor>>;
+  /**
+   * CPU only: runs writing the outputs named in `into` straight into those host tensors (no
+   * allocation or copy per call; they must not share memory with `feeds`) and returns the outputs
+   * named in `fetches` as `run` does. For loops that feed the outputs back (training state).
+   */
+  runInto?(
+    feeds: Record<string, Tensor | DeviceTensor>,
+    into: Record<string, Tensor>,
+    fetches: string[],
+  ): Promise<Record<string, Tensor>>;
   release(): Promise<void>;
 }
 

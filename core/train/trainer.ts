@@ -2,7 +2,8 @@
  * One ALBERT training step at a time, as UER-py's `AlbertTrainer.forward_propagation` + `loss.backward()`
  * + (every `accumulation_steps`) `optimizer.step()` (`uer/trainer.py`), run as ONNX graphs built by
  * training_graph.ts. Parameters and Adam moments live as session outputs fed back as inputs (on
- * WebGPU they stay in GPU buffers); only the statistics are read back each step.
+ * WebGPU they stay in GPU buffers; on CPU they are written into two sets of buffers used in turn);
+ * only the statistics are read back each step.
  *
  * Shapes are static per (rows, seq_length): a smaller last batch of a buffer is padded to the rows of
  * the session with zero-weight rows (their SOP weight and MLM slots are 0, attention is per row), which
@@ -68,6 +69,12 @@ export interface TrainerOptions {
   weightDecay?: number;
   /** CPU intra-op threads (default 2). */
   threads?: number;
+  /**
+   * CPU: let onnxruntime's worker threads spin between ops (default true, onnxruntime's own
+   * default). A training step is ~1,000 kernels back to back, and waking a sleeping worker for each
+   * cost ~25% of a small model's step in bench/pretrain_bench.ts; pass false on a shared machine.
+   */
+  spinning?: boolean;
   /** Where `auto` reports its device choice (default console.error). */
   log?: (line: string) => void;
   /**
@@ -111,6 +118,7 @@ export class Trainer {
   #cfg: AlbertConfig;
   #backend: Backend;
   #threads: number;
+  #spinning: boolean;
   #acc: number;
   #wd: number;
   #names: { name: string; shape: number[] }[];
@@ -118,6 +126,8 @@ export class Trainer {
   #m = new Map<string, Held>();
   #v = new Map<string, Held>();
   #gradAcc = new Map<string, Held>();
+  /** CPU: the two owned buffers per updated output (`#stepInto` writes one, the other is current). */
+  #spare = new Map<string, [Tensor, Tensor]>();
   #micro = 0;
   #avg: TrainerOptions["averageGradients"];
   #shapes = new Map<number, ShapeSessions>();
@@ -127,6 +137,7 @@ export class Trainer {
     this.#cfg = cfg;
     this.#backend = backend;
     this.#threads = opts.threads ?? 2;
+    this.#spinning = opts.spinning ?? true;
     this.#acc = opts.accumulationSteps ?? 1;
     this.#wd = opts.weightDecay ?? ADAMW.weightDecay;
     this.#avg = opts.averageGradients;
@@ -195,6 +206,7 @@ export class Trainer {
     ss = await createSession(toOnnx(graph).model, {
       device: this.#backend,
       threads: this.#threads,
+      spinning: this.#spinning,
       gpuOutputs: this.#backend === "webgpu" ? keep : undefined,
     });
     s.sessions.set(kind, ss);
@@ -268,6 +280,7 @@ export class Trainer {
       kind = this.#micro % this.#acc === 1 ? "grad" : "grad_acc";
     }
     const session = await this.#session(s, kind);
+    if (last && session.runInto) return await this.#stepInto(session, feeds, batch, nMasked);
     const out = await session.runDevice(feeds);
     const read = async (k: string) => {
       const t = await out[k].download();
@@ -299,6 +312,54 @@ export class Trainer {
       correctMlm,
       denominator: Math.fround(nMasked + 1e-6),
       correctSp,
+      nMasked,
+      batchSize: batch.batchSize,
+    };
+  }
+
+  /**
+   * A CPU optimizer step whose new params and moments are written into buffers this trainer owns:
+   * two per tensor, used in turn (the step reads one and writes the other), so a step allocates and
+   * copies no state (onnxruntime-node would otherwise copy every output into a fresh buffer).
+   */
+  async #stepInto(
+    session: Session,
+    feeds: Record<string, Tensor | DeviceTensor>,
+    batch: Batch,
+    nMasked: number,
+  ): Promise<StepStats> {
+    const into: Record<string, Tensor> = {};
+    const plan: [Map<string, Held>, string, string, Tensor][] = [];
+    for (const { name, shape } of this.#names) {
+      for (
+        const [m, key] of [[this.#params, names.updated(name)], [this.#m, names.updated(names.m(name))], [
+          this.#v,
+          names.updated(names.v(name)),
+        ]] as const
+      ) {
+        let pair = this.#spare.get(key);
+        if (!pair) this.#spare.set(key, pair = [zerosLike({ shape }), zerosLike({ shape })]);
+        const t = m.get(name) === pair[0] ? pair[1] : pair[0];
+        into[key] = t;
+        plan.push([m, name, key, t]);
+      }
+    }
+    const res = await session.runInto!(feeds, into, [...STAT_OUTPUTS]);
+    for (const [m, name, , t] of plan) {
+      const old = m.get(name);
+      m.set(name, t);
+      if (old && isDevice(old)) old.dispose();
+    }
+    for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
+    this.#gradAcc.clear();
+    const read = (k: string) => Number(res[k].data[0]);
+    return {
+      loss: read("loss"),
+      lossMlm: read("loss_mlm"),
+      lossSp: read("loss_sp"),
+      correctMlm: read("correct_mlm"),
+      denominator: Math.fround(nMasked + 1e-6),
+      correctSp: read("correct_sp"),
       nMasked,
       batchSize: batch.batchSize,
     };
@@ -366,7 +427,8 @@ export class Trainer {
 
   async #download(m: Map<string, Held>): Promise<Map<string, Tensor>> {
     const out = new Map<string, Tensor>();
-    for (const [n, t] of m) out.set(n, isDevice(t) ? await t.download() : t);
+    // Copies: the trainer's own buffers are overwritten two steps later.
+    for (const [n, t] of m) out.set(n, isDevice(t) ? await t.download() : { ...t, data: t.data.slice() });
     return out;
   }
 
@@ -391,6 +453,7 @@ export class Trainer {
     for (const ss of this.#retired) await ss.release();
     this.#shapes.clear();
     this.#retired = [];
+    this.#spare.clear();
   }
 }
 
