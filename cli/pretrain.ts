@@ -320,6 +320,8 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
     ...(comm.size > 1
       ? {
         threads: Math.max(1, Math.floor(navigator.hardwareConcurrency / comm.localSize)),
+        // spinning intra-op threads would steal the cores the all-reduce of the other ranks needs
+        spinning: false,
         averageGradients: gradientAverager(comm, paramShapes(config)),
         log: lead ? undefined : () => {},
       }

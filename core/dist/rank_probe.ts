@@ -86,6 +86,7 @@ async function trainProbe(comm: ReturnType<typeof openComm>, p: TrainProbe): Pro
     params,
     device: "cpu",
     threads: p.threads ?? 1,
+    spinning: comm.size === 1, // as cli/pretrain.ts: ranks sharing a machine must not spin
     accumulationSteps: p.acc,
     log: () => {},
     averageGradients: comm.size > 1 || p.split
