@@ -158,6 +158,7 @@ export class LazyWeights {
  */
 export async function readStateDictLazy(path: string): Promise<{ tensors: Map<string, Tensor>; lazy?: LazyWeights }> {
   const file = await Deno.open(path, { read: true });
+  let keepOpen = false;
   try {
     const size = (await file.stat()).size;
     const bytes = new Uint8Array(size); // file-sized but untouched: only what is read becomes resident
@@ -172,18 +173,14 @@ export async function readStateDictLazy(path: string): Promise<{ tensors: Map<st
     const torchLike = (bytes[0] === 0x50 && bytes[1] === 0x4b) || bytes[0] === 0x80;
     if (!torchLike) {
       ensure(0, size);
-      file.close();
       return { tensors: readSafetensors(bytes, path).tensors };
     }
     const d = readTorchStateDict(bytes, path, { ensure, lazy: true });
-    if (!d.lazy || d.lazy.size === 0) {
-      file.close();
-      return { tensors: d.tensors };
-    }
+    if (!d.lazy || d.lazy.size === 0) return { tensors: d.tensors };
+    keepOpen = true; // LazyWeights reads the storages later and closes the file
     return { tensors: d.tensors, lazy: new LazyWeights(file, d.lazy, path) };
-  } catch (e) {
-    file.close();
-    throw e;
+  } finally {
+    if (!keepOpen) file.close();
   }
 }
 

@@ -102,3 +102,18 @@ Deno.test("torchBinParts() and safetensorsParts() concatenate to writeTorchBin()
   const st = safetensorsParts(tensors, { format: "pt" });
   assert.deepEqual(cat(st.parts), writeSafetensors(tensors, { format: "pt" }));
 });
+
+Deno.test("readStateDictLazy() names the file when it is neither a torch .bin nor safetensors", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/garbage.bin`;
+    await Deno.writeTextFile(path, "garbage\n");
+    await assert.rejects(() => readStateDictLazy(path), (e: Error) => {
+      assert.ok(e instanceof SyntaxError, `${e.name}: ${e.message}`);
+      assert.match(e.message, /garbage\.bin/);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
