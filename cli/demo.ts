@@ -187,5 +187,5 @@ export async function run(opts: DemoOptions): Promise<void> {
 }
 
 /** Demo training length and lr (about a minute on 2 CPU cores). */
-const DEMO_STEPS = 1200;
+const DEMO_STEPS = 1500;
 const DEMO_LR = 1e-3;
