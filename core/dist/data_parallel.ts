@@ -58,7 +58,10 @@ export class FlatBuffer {
     return [...tensors].map(([name, t]) => ({ name, shape: t.shape }));
   }
 
-  /** Copies each named tensor into its slot; a missing or wrongly sized tensor is an error naming it. */
+  /**
+   * Copies each named tensor into its slot (a tensor that already views its slot is left as is); a
+   * missing or wrongly sized tensor is an error naming it.
+   */
   pack(tensors: Map<string, Tensor | Float32Array>): Float32Array {
     this.specs.forEach((s, i) => {
       const t = tensors.get(s.name);
@@ -68,6 +71,8 @@ export class FlatBuffer {
       if (!(src instanceof Float32Array) || src.length !== n) {
         throw new RangeError(`Cannot pack gradients: "${s.name}" has ${src.length} values, expected ${n} float32`);
       }
+      // Already in its slot (a gradient graph that wrote into `views()`): nothing to copy.
+      if (src.buffer === this.data.buffer && src.byteOffset === this.data.byteOffset + 4 * this.offsets[i]) return;
       this.data.set(src, this.offsets[i]);
     });
     return this.data;
@@ -320,8 +325,10 @@ export function launchFailure(result: LaunchResult, worldSize: number): Error | 
 /**
  * The gradient hook for the trainer's split step (`TrainerOptions.averageGradients`): packs the
  * window's gradients into one flat buffer, all-reduces it (sum, × 1/N) and hands back views of the
- * averaged values, in the trainer's parameter order. `separateWait` (benchmarks) adds a barrier
- * before the all-reduce so that the time spent waiting for the slowest rank is measured apart.
+ * averaged values, in the trainer's parameter order. The hook's `buffers` are views of the flat
+ * buffer: a CPU trainer has its gradient graph write into them, so packing copies nothing.
+ * `separateWait` (benchmarks) adds a barrier before the all-reduce so that the time spent waiting
+ * for the slowest rank is measured apart.
  *
  * @example
  * ```ts
@@ -333,14 +340,15 @@ export function gradientAverager(
   comm: Comm,
   specs: TensorSpec[],
   opts: { separateWait?: boolean } = {},
-): (grads: Map<string, Tensor>) => Map<string, Tensor> {
+): ((grads: Map<string, Tensor>) => Map<string, Tensor>) & { buffers: Map<string, Tensor> } {
   const flat = new FlatBuffer(specs);
   checkSameLayout(comm, flat, "gradients");
-  return (grads) => {
+  const hook = (grads: Map<string, Tensor>) => {
     // For timing only: a barrier first, so that waiting for a slower rank is not counted as all-reduce.
     if (opts.separateWait) comm.barrier();
     return averageGradients(comm, flat, grads);
   };
+  return Object.assign(hook, { buffers: flat.views() });
 }
 
 /** Per-step statistics as the trainer returns them (core/train/trainer.ts `StepStats`). */

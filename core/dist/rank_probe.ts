@@ -93,7 +93,16 @@ async function trainProbe(comm: ReturnType<typeof openComm>, p: TrainProbe): Pro
       ? gradientAverager(comm, paramShapes(p.config), { separateWait: p.separateWait })
       : undefined,
   });
-  const trainer = new DataParallelTrainer(inner, comm);
+  // With separateWait, a barrier also after the rank's step: the job statistics' all-reduce would
+  // otherwise block until the slower rank finishes its update half, and count that as all-reduce time.
+  const timed = {
+    step: async (b: ReturnType<typeof syntheticBatch>, lr: number) => {
+      const s = await inner.step(b, lr);
+      if (p.separateWait) comm.barrier();
+      return s;
+    },
+  };
+  const trainer = new DataParallelTrainer(timed, comm);
   const V = p.config.vocab_size!;
   const steps: {
     loss: number;

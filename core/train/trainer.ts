@@ -83,8 +83,18 @@ export interface TrainerOptions {
    * UER names) to this hook and applies AdamW with the `update` graph to what the hook returns, so
    * every rank applies the same update.
    */
-  averageGradients?: (grads: Map<string, Tensor>) => Map<string, Tensor> | Promise<Map<string, Tensor>>;
+  averageGradients?: GradientHook;
 }
+
+/**
+ * The data-parallel gradient hook (`TrainerOptions.averageGradients`). When it carries `buffers`
+ * (host tensors by UER name, e.g. views of the all-reduce's flat buffer), a CPU trainer has the
+ * gradient graph write its gradients straight into them, so the hook receives them without a copy
+ * or a fresh allocation.
+ */
+export type GradientHook =
+  & ((grads: Map<string, Tensor>) => Map<string, Tensor> | Promise<Map<string, Tensor>>)
+  & { buffers?: Map<string, Tensor> };
 
 type Held = Tensor | DeviceTensor;
 
@@ -328,6 +338,29 @@ export class Trainer {
     batch: Batch,
     nMasked: number,
   ): Promise<StepStats> {
+    const { into, commit } = this.#stateInto();
+    const res = await session.runInto!(feeds, into, [...STAT_OUTPUTS]);
+    commit();
+    for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
+    this.#gradAcc.clear();
+    const read = (k: string) => Number(res[k].data[0]);
+    return {
+      loss: read("loss"),
+      lossMlm: read("loss_mlm"),
+      lossSp: read("loss_sp"),
+      correctMlm: read("correct_mlm"),
+      denominator: Math.fround(nMasked + 1e-6),
+      correctSp: read("correct_sp"),
+      nMasked,
+      batchSize: batch.batchSize,
+    };
+  }
+
+  /**
+   * CPU: the owned output buffers for an optimizer step's new params and moments (the one of each
+   * pair not holding the current value), and `commit` to make them current after the run.
+   */
+  #stateInto(): { into: Record<string, Tensor>; commit: () => void } {
     const into: Record<string, Tensor> = {};
     const plan: [Map<string, Held>, string, string, Tensor][] = [];
     for (const { name, shape } of this.#names) {
@@ -344,25 +377,14 @@ export class Trainer {
         plan.push([m, name, key, t]);
       }
     }
-    const res = await session.runInto!(feeds, into, [...STAT_OUTPUTS]);
-    for (const [m, name, , t] of plan) {
-      const old = m.get(name);
-      m.set(name, t);
-      if (old && isDevice(old)) old.dispose();
-    }
-    for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
-    this.#gradAcc.clear();
-    const read = (k: string) => Number(res[k].data[0]);
-    return {
-      loss: read("loss"),
-      lossMlm: read("loss_mlm"),
-      lossSp: read("loss_sp"),
-      correctMlm: read("correct_mlm"),
-      denominator: Math.fround(nMasked + 1e-6),
-      correctSp: read("correct_sp"),
-      nMasked,
-      batchSize: batch.batchSize,
+    const commit = () => {
+      for (const [m, name, , t] of plan) {
+        const old = m.get(name);
+        m.set(name, t);
+        if (old && isDevice(old)) old.dispose();
+      }
     };
+    return { into, commit };
   }
 
   /**
@@ -382,20 +404,39 @@ export class Trainer {
     if (kind === "grad_acc" && this.#gradAcc.size === 0) {
       for (const { name, shape } of this.#names) feeds[names.gradAcc(name)] = zerosLike({ shape });
     }
-    const out = await (await this.#session(s, kind)).runDevice(feeds);
+    const gradSession = await this.#session(s, kind);
+    const buffers = this.#avg!.buffers;
+    if (gradSession.runInto && buffers) {
+      // CPU: gradients go straight into the hook's buffers, new params/moments into owned ones: a step
+      // allocates no state-sized arrays (fresh 50 MB outputs cost page faults and GC work that slowed
+      // the all-reduce running right after them several-fold on a 2-core machine).
+      const into: Record<string, Tensor> = {};
+      for (const { name } of this.#names) into[names.grad(name)] = buffers.get(name)!;
+      const res = await gradSession.runInto(feeds, into, [...STAT_OUTPUTS]);
+      const avg = await this.#avg!(new Map(this.#names.map(({ name }) => [name, buffers.get(name)!])));
+      const { into: uInto, commit } = this.#stateInto();
+      await (await this.#session(s, "update")).runInto!(this.#updateFeeds(lr, avg), uInto, []);
+      commit();
+      for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
+      this.#gradAcc.clear();
+      const read = (k: string) => Number(res[k].data[0]);
+      return {
+        loss: read("loss"),
+        lossMlm: read("loss_mlm"),
+        lossSp: read("loss_sp"),
+        correctMlm: read("correct_mlm"),
+        denominator: Math.fround(nMasked + 1e-6),
+        correctSp: read("correct_sp"),
+        nMasked,
+        batchSize: batch.batchSize,
+      };
+    }
+    const out = await gradSession.runDevice(feeds);
     const grads = new Map<string, Tensor>();
     for (const { name } of this.#names) grads.set(name, await out[names.grad(name)].download());
     const avg = await this.#avg!(grads);
     for (const { name } of this.#names) out[names.grad(name)].dispose();
-    const { negLr, negLrWd } = adamwScalars(lr, this.#wd);
-    const uf: Record<string, Tensor | DeviceTensor> = { neg_lr: scalar(negLr), neg_lr_wd: scalar(negLrWd) };
-    for (const { name } of this.#names) {
-      uf[name] = this.#params.get(name)!;
-      uf[names.m(name)] = this.#m.get(name)!;
-      uf[names.v(name)] = this.#v.get(name)!;
-      uf[names.grad(name)] = avg.get(name)!;
-    }
-    const uo = await (await this.#session(s, "update")).runDevice(uf);
+    const uo = await (await this.#session(s, "update")).runDevice(this.#updateFeeds(lr, avg));
     const swap = (m: Map<string, Held>, n: string, key: string) => {
       const old = m.get(n);
       m.set(n, uo[key]);
@@ -423,6 +464,20 @@ export class Trainer {
       nMasked,
       batchSize: batch.batchSize,
     };
+  }
+
+  /** Feeds of the `update` graph: current params and moments, the averaged gradients, the lr scalars. */
+  #updateFeeds(lr: number, avg: Map<string, Tensor>): Record<string, Tensor | DeviceTensor> {
+    const scalar = (x: number): Tensor => ({ dtype: "F32", shape: [], data: Float32Array.of(x) });
+    const { negLr, negLrWd } = adamwScalars(lr, this.#wd);
+    const uf: Record<string, Tensor | DeviceTensor> = { neg_lr: scalar(negLr), neg_lr_wd: scalar(negLrWd) };
+    for (const { name } of this.#names) {
+      uf[name] = this.#params.get(name)!;
+      uf[names.m(name)] = this.#m.get(name)!;
+      uf[names.v(name)] = this.#v.get(name)!;
+      uf[names.grad(name)] = avg.get(name)!;
+    }
+    return uf;
   }
 
   async #download(m: Map<string, Held>): Promise<Map<string, Tensor>> {
