@@ -13,6 +13,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
+import type { StepStats } from "../train/trainer.ts";
 import { type Comm, mpiEnv, openComm } from "./mpi.ts";
 import { launchRanks, type LaunchResult } from "./launch.ts";
 
@@ -352,16 +353,7 @@ export function gradientAverager(
 }
 
 /** Per-step statistics as the trainer returns them (core/train/trainer.ts `StepStats`). */
-export interface RankStats {
-  loss: number;
-  lossMlm: number;
-  lossSp: number;
-  correctMlm: number;
-  denominator: number;
-  correctSp: number;
-  nMasked: number;
-  batchSize: number;
-}
+export type RankStats = StepStats;
 
 /**
  * Job-wide statistics of one step: losses averaged over ranks (each rank's loss is already a mean over
