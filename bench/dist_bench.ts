@@ -6,7 +6,9 @@
  * step and its share of the step, and the time a rank waits for the slower one before it (measured
  * apart with a barrier, since 2 ranks share 2 busy cores). The first step of each run (graph build, session start) is left out.
  * Needs Open MPI (`apt-get install -y openmpi-bin libopenmpi-dev`). Prints figures, never passes or
- * fails on time. Run: `deno run -A bench/dist_bench.ts [--batch 2] [--seq 128] [--steps 3]`.
+ * fails on time. Run: `deno run -A bench/dist_bench.ts [--batch 2] [--seq 128] [--steps 3] [--device cpu|webgpu]`.
+ * With `--device webgpu` the training steps run on WebGPU (the ranks of a 2-rank run share the one GPU
+ * of the machine; gradients travel through host memory for the MPI all-reduce, which stays on the CPU).
  * @module
  */
 import { isRoot, mpirunArgv } from "../core/dist/launch.ts";
@@ -52,13 +54,17 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  * ```
  */
 export async function distBench(
-  opts: { batch?: number; seq?: number; steps?: number; log?: (s: string) => void } = {},
+  opts: { batch?: number; seq?: number; steps?: number; device?: "cpu" | "webgpu"; log?: (s: string) => void } = {},
 ): Promise<Record<string, number>> {
-  const batch = opts.batch ?? 2, seq = opts.seq ?? 128, steps = opts.steps ?? 3;
+  const batch = opts.batch ?? 2, seq = opts.seq ?? 128, steps = opts.steps ?? 3, device = opts.device ?? "cpu";
+  if (device !== "cpu" && device !== "webgpu") {
+    throw new RangeError(`Invalid --device "${device}": expected cpu or webgpu`);
+  }
   const log = opts.log ?? console.log;
   const config = { ...ALBERT_BASE, vocab_size: VOCAB };
   const floats = paramShapes(config).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
   const r: Record<string, number> = { gradient_floats: floats };
+  let deviceName: string = device;
 
   // 1. The bare all-reduce of one ALBERT-base gradient buffer, 2 ranks.
   const t = JSON.parse(await run(ranks(2, ["time", String(floats), "7"]))) as { ms: number[] };
@@ -77,9 +83,11 @@ export async function distBench(
       seed: 7,
       threads: 2 / n,
       separateWait: true,
+      device,
     });
     const lines = (await run(ranks(n, ["train", job]))).trim().split("\n").map((l) => JSON.parse(l));
-    const rank0 = lines.find((l) => l.rank === 0) as { steps: StepOut[] };
+    const rank0 = lines.find((l) => l.rank === 0) as { steps: StepOut[]; device?: string };
+    if (n === 1) deviceName = rank0.device ?? device;
     const timed = rank0.steps.slice(1);
     const stepMs = timed.reduce((a, s) => a + s.ms, 0) / timed.length;
     const arMs = timed.reduce((a, s) => a + s.allreduceMs, 0) / timed.length;
@@ -93,7 +101,9 @@ export async function distBench(
 
   log(
     `dist bench: ALBERT-base shape, ${floats} gradient floats (${(floats * 4 / 1e6).toFixed(1)} MB), ` +
-      `batch ${batch} x seq ${seq} per rank, ${steps} timed steps, CPU`,
+      `batch ${batch} x seq ${seq} per rank, ${steps} timed steps, ${
+        device === "cpu" ? "CPU" : `${deviceName}, ranks share the GPU`
+      }`,
   );
   log(`  all-reduce alone, 2 ranks: ${r.allreduce_ms_2.toFixed(1)} ms (${r.allreduce_gb_s_2.toFixed(2)} GB/s)`);
   for (const n of [1, 2]) {
@@ -113,5 +123,7 @@ if (import.meta.main) {
     const i = Deno.args.indexOf(`--${name}`);
     return i >= 0 ? Number(Deno.args[i + 1]) : undefined;
   };
-  await distBench({ batch: arg("batch"), seq: arg("seq"), steps: arg("steps") });
+  const d = Deno.args.indexOf("--device");
+  const device = (d >= 0 ? Deno.args[d + 1] : "cpu") as "cpu" | "webgpu";
+  await distBench({ batch: arg("batch"), seq: arg("seq"), steps: arg("steps"), device });
 }

@@ -7,7 +7,9 @@
  * `train <json>` runs data-parallel training steps of the real trainer on synthetic batches (batch k
  * of the job goes to rank k mod N; a one-rank run with `acc` N accumulates the same batches in the same
  * order) and prints per-step job statistics, timings and the final parameter checksum; rank 0 writes
- * the final parameters as raw float32 to `out` for comparison between runs.
+ * the final parameters as raw float32 to `out` for comparison between runs. `train` runs on the CPU
+ * (onnxruntime-node) by default, or on WebGPU with `"device": "webgpu"` (ranks on one machine then share
+ * its GPU; gradients are downloaded to the host for the MPI all-reduce).
  * Not browser compatible: a process entry point using MPI through `Deno.dlopen`.
  * @module
  */
@@ -42,6 +44,8 @@ export interface TrainProbe {
   out?: string;
   /** CPU threads per rank. */
   threads?: number;
+  /** Trainer device (default "cpu"). */
+  device?: "cpu" | "webgpu";
   /** Time the wait for the slowest rank apart from the all-reduce (a barrier before it). */
   separateWait?: boolean;
   /** Run the split (gradient, average, update) step even on one rank, to time it against the fused one. */
@@ -84,7 +88,7 @@ async function trainProbe(comm: ReturnType<typeof openComm>, p: TrainProbe): Pro
   const inner = await Trainer.create({
     config: p.config,
     params,
-    device: "cpu",
+    device: p.device ?? "cpu",
     threads: p.threads ?? 1,
     spinning: comm.size === 1, // as cli/pretrain.ts: ranks sharing a machine must not spin
     accumulationSteps: p.acc,
@@ -151,6 +155,7 @@ async function trainProbe(comm: ReturnType<typeof openComm>, p: TrainProbe): Pro
   console.log(JSON.stringify({
     rank: comm.rank,
     size: comm.size,
+    device: inner.deviceName,
     checksum: paramChecksum(final),
     steps,
     allreduceMs: mpi.allreduceMs ?? 0,
