@@ -25,9 +25,10 @@ import { type AlbertConfig, validateConfig } from "../core/config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { exists, writeFileAtomic } from "../core/io/atomic.ts";
-import { BertTokenizer, type Vocab, vocabHash } from "../core/tokenizer/mod.ts";
+import { BertTokenizer, vocabHash } from "../core/tokenizer/mod.ts";
 import { type DatasetReader, openDataset } from "../core/data/dataset_zarr.ts";
-import { Masker, type WholeWordSupport } from "../core/data/masking.ts";
+import { Masker } from "../core/data/masking.ts";
+import { wholeWordSupport } from "../core/data/word_segmenter.ts";
 import { PyRandom } from "../core/data/py_random.ts";
 import { readCheckpoint, writeCheckpoint } from "../core/checkpoint/zarr.ts";
 import { detectFormat, loadModel } from "../convert/mod.ts";
@@ -171,19 +172,6 @@ function instanceSource(ds: DatasetReader): InstanceSource {
       const x = await ds.instance(i);
       return ds.staticMasking ? x : { ...x, tgtMlm: null };
     },
-  };
-}
-
-/** jieba + tokenizer for dynamic whole-word masking (UER-py `create_index`). */
-async function wholeWordSupport(vocab: Vocab, doLowerCase: boolean): Promise<WholeWordSupport> {
-  const tok = new BertTokenizer(vocab, { mode: "uer", doLowerCase });
-  const { Jieba } = await import("@node-rs/jieba");
-  const { dict } = await import("@node-rs/jieba/dict");
-  const jieba = Jieba.withDict(dict);
-  return {
-    idsToTokens: (ids) => tok.convertIdsToTokens(Array.from(ids)),
-    wordToIds: (word) => tok.tokenizeToIds(word),
-    cut: (sentence) => jieba.cut(sentence, true),
   };
 }
 
@@ -336,7 +324,9 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
         spanMasking: opts.spanMasking,
         spanGeoProb: opts.spanGeoProb,
         spanMaxLength: opts.spanMaxLength,
-        wholeWord: opts.wholeWordMasking ? await wholeWordSupport(vocab, opts.doLowerCase === "true") : undefined,
+        wholeWord: opts.wholeWordMasking
+          ? await wholeWordSupport(new BertTokenizer(vocab, { mode: "uer", doLowerCase: opts.doLowerCase === "true" }))
+          : undefined,
       })
       : undefined;
     const loader = new AlbertLoader(instanceSource(ds), {

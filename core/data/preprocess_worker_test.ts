@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { pythonJiebaWords } from "./preprocess_worker.ts";
+import { pythonJiebaWords } from "./word_segmenter.ts";
 
 Deno.test("pythonJiebaWords() re-splits jieba-rs's unescaped-dot matches as Python jieba 0.42 does", () => {
   const inDict = (w: string) => w === "ipad";
