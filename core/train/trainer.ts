@@ -308,23 +308,11 @@ export class Trainer {
         swap(this.#m, name, names.updated(names.m(name)));
         swap(this.#v, name, names.updated(names.v(name)));
       }
-      for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
-      this.#gradAcc.clear();
+      this.#clearGradAcc();
     } else {
       for (const { name } of this.#names) swap(this.#gradAcc, name, names.grad(name));
     }
-    const loss = await read("loss"), lossMlm = await read("loss_mlm"), lossSp = await read("loss_sp");
-    const correctMlm = await read("correct_mlm"), correctSp = await read("correct_sp");
-    return {
-      loss,
-      lossMlm,
-      lossSp,
-      correctMlm,
-      denominator: Math.fround(nMasked + 1e-6),
-      correctSp,
-      nMasked,
-      batchSize: batch.batchSize,
-    };
+    return await stepStats(read, nMasked, batch.batchSize);
   }
 
   /**
@@ -341,19 +329,8 @@ export class Trainer {
     const { into, commit } = this.#stateInto();
     const res = await session.runInto!(feeds, into, [...STAT_OUTPUTS]);
     commit();
-    for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
-    this.#gradAcc.clear();
-    const read = (k: string) => Number(res[k].data[0]);
-    return {
-      loss: read("loss"),
-      lossMlm: read("loss_mlm"),
-      lossSp: read("loss_sp"),
-      correctMlm: read("correct_mlm"),
-      denominator: Math.fround(nMasked + 1e-6),
-      correctSp: read("correct_sp"),
-      nMasked,
-      batchSize: batch.batchSize,
-    };
+    this.#clearGradAcc();
+    return await stepStats((k) => Number(res[k].data[0]), nMasked, batch.batchSize);
   }
 
   /**
@@ -417,19 +394,8 @@ export class Trainer {
       const { into: uInto, commit } = this.#stateInto();
       await (await this.#session(s, "update")).runInto!(this.#updateFeeds(lr, avg), uInto, []);
       commit();
-      for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
-      this.#gradAcc.clear();
-      const read = (k: string) => Number(res[k].data[0]);
-      return {
-        loss: read("loss"),
-        lossMlm: read("loss_mlm"),
-        lossSp: read("loss_sp"),
-        correctMlm: read("correct_mlm"),
-        denominator: Math.fround(nMasked + 1e-6),
-        correctSp: read("correct_sp"),
-        nMasked,
-        batchSize: batch.batchSize,
-      };
+      this.#clearGradAcc();
+      return await stepStats((k) => Number(res[k].data[0]), nMasked, batch.batchSize);
     }
     const out = await gradSession.runDevice(feeds);
     const grads = new Map<string, Tensor>();
@@ -447,23 +413,19 @@ export class Trainer {
       swap(this.#m, name, names.updated(names.m(name)));
       swap(this.#v, name, names.updated(names.v(name)));
     }
-    for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
-    this.#gradAcc.clear();
+    this.#clearGradAcc();
     const read = async (k: string) => {
       const t = await out[k].download();
       out[k].dispose();
       return Number(t.data[0]);
     };
-    return {
-      loss: await read("loss"),
-      lossMlm: await read("loss_mlm"),
-      lossSp: await read("loss_sp"),
-      correctMlm: await read("correct_mlm"),
-      denominator: Math.fround(nMasked + 1e-6),
-      correctSp: await read("correct_sp"),
-      nMasked,
-      batchSize: batch.batchSize,
-    };
+    return await stepStats(read, nMasked, batch.batchSize);
+  }
+
+  /** Drops the accumulated gradients of a finished accumulation window. */
+  #clearGradAcc(): void {
+    for (const a of this.#gradAcc.values()) if (isDevice(a)) a.dispose();
+    this.#gradAcc.clear();
   }
 
   /** Feeds of the `update` graph: current params and moments, the averaged gradients, the lr scalars. */
@@ -541,4 +503,22 @@ export function initParams(config: AlbertConfig, seed: number): Map<string, Tens
     out.set(name, t);
   }
   return out;
+}
+
+/** The step's statistics from its scalar outputs (`read` fetches one by name), as UER-py's trainer reports them. */
+async function stepStats(
+  read: (name: string) => number | Promise<number>,
+  nMasked: number,
+  batchSize: number,
+): Promise<StepStats> {
+  return {
+    loss: await read("loss"),
+    lossMlm: await read("loss_mlm"),
+    lossSp: await read("loss_sp"),
+    correctMlm: await read("correct_mlm"),
+    denominator: Math.fround(nMasked + 1e-6), // UER: torch.tensor(n_masked + 1e-6), float32
+    correctSp: await read("correct_sp"),
+    nMasked,
+    batchSize,
+  };
 }
