@@ -1,24 +1,26 @@
 /**
- * Preprocess speed against UER-py: `CLUECorpusSmall_sampled.txt` (1.9 MB), `--seq_length 128
- * --dup_factor 5`, static masking, with `--processes_num` 1 and 2 (2 ranges run on one thread for a
- * corpus this small, and once forced onto 2 threads to show what a Worker costs); then the same corpus
- * repeated 8× (~15.6 MB, made in a temp dir) where worker start-up is amortised: 1 process, and 2
- * processes on 1 thread and on 2 threads. The 2-thread rows are compared with the 1-thread row of the
- * SAME processes_num (same ranges, same instances: UER-py's ranges change the instances, so 1 and 2
- * processes do different work). UER-py's
- * `preprocess.py --processes_num 1` takes about 14.5 s on this machine class for the 20,515
- * instances of the small run: a reference figure measured once, not re-run here. Wall time is the
- * best of N warm runs in this process (the first run of the bench pays the JIT warm-up and is shown
- * as "cold"); CPU time is the whole process's user+system time over a run (all threads: the main
- * thread, the Workers and V8's compiler/GC threads), which is what a run costs when other jobs share
- * the cores, split into the main thread's share (Linux `/proc/thread-self`) and the rest (Workers, V8
- * helpers). A Worker is a fresh isolate every run (its code is JIT-compiled again) while the main
- * thread stays warm from the earlier runs, so the warm 2-thread rows include a cost that the 1-thread
- * rows only pay in their cold run. A last row runs the CLI as a fresh process (start-up, module
- * loading and JIT included).
- * The load average is printed with the figures: on a shared 2-core box, wall time and the 2-process
- * speed-up depend on it. Figures are printed, never judged pass/fail on time (the instance count is
- * checked). Runnable: `deno run -A bench/preprocess_bench.ts [--reps N] [--no-large]`.
+ * Preprocess speed against UER-py, and how it scales with threads.
+ *
+ * Against UER-py: `CLUECorpusSmall_sampled.txt` (1.9 MB), `--seq_length 128 --dup_factor 5`, static
+ * masking, with `--processes_num` 1 and 2 (2 ranges run on one thread for a corpus this small, and
+ * once forced onto 2 threads to show what a Worker costs). UER-py's `preprocess.py --processes_num 1`
+ * takes about 14.5 s on this machine class for the 20,515 instances: a reference figure measured
+ * once, not re-run here. Wall time is the best of N warm runs in this process (the first run pays
+ * the JIT warm-up and is shown as "cold"); CPU time is the whole process's user+system time over a
+ * run (all threads), split into the main thread's share (Linux `/proc/thread-self`) and the rest. A
+ * last row runs the CLI as a fresh process (start-up, module loading and JIT included).
+ *
+ * Scaling: the sample repeated to `--scale-mb` MB (64 by default; made in a temp dir) with
+ * `--processes_num P` (`--processes`, the core count by default, at least 2) run on 1, 2, 4 … P
+ * threads: the same P ranges and the same instances each time (checked), so the speed-up is the
+ * threads' alone. A `--processes_num 1` row gives the user's view (different ranges, so a slightly
+ * different instance count). The ceiling column is the machine's own: k copies of the same
+ * single-range CLI run (a k-th of the corpus, each a process of its own, nothing shared) at once, as
+ * k × (time of one alone) / (time of k at once) — memory bandwidth, shared caches, SMT siblings or a
+ * CPU quota show there, and preprocess cannot beat it. The load average is printed with the figures.
+ * Figures are printed, never judged pass/fail on time (instance counts are checked). Runnable:
+ * `deno run -A bench/preprocess_bench.ts [--reps N] [--scale-mb M] [--processes P] [--scale-reps R] [--no-large]`
+ * (R rounds of the scaling rows in turn, the best of each; 1 by default).
  * @module
  */
 import { type PreprocessConfig, preprocessCorpus, threadCount } from "../core/data/preprocess.ts";
@@ -28,7 +30,6 @@ import process from "node:process";
 /** UER-py's time for the small run (seconds, measured on this machine class; not re-run). */
 export const UER_PY_SECONDS = 14.5;
 const EXPECTED_INSTANCES = 20515;
-const REPEAT = 8;
 
 function config(corpusPath: string, datasetPath: string, processesNum: number, threads?: number): PreprocessConfig {
   return {
@@ -142,21 +143,19 @@ async function measure(
   return row;
 }
 
-/** The CLI as a fresh process (bash's `time` gives its user+sys); null where bash is missing. */
-async function cliColdRun(corpus: string, dir: string): Promise<{ wall: number; cpu: number } | null> {
-  const main = new URL("../cli/main.ts", import.meta.url).pathname;
-  const args = [
-    Deno.execPath(),
+/** `deno run -A cli/main.ts preprocess …` arguments for the bench's settings, one range. */
+function cliArgs(corpus: string, datasetPath: string): string[] {
+  return [
     "run",
     "-A",
-    main,
+    new URL("../cli/main.ts", import.meta.url).pathname,
     "preprocess",
     "--corpus_path",
     corpus,
     "--vocab_path",
     refPath("vocab/google_zh_vocab.txt"),
     "--dataset_path",
-    `${dir}/cli_out`,
+    datasetPath,
     "--seq_length",
     "128",
     "--dup_factor",
@@ -167,7 +166,13 @@ async function cliColdRun(corpus: string, dir: string): Promise<{ wall: number; 
     "albert",
     "--overwrite",
     "--quiet",
-  ].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  ];
+}
+
+/** The CLI as a fresh process (bash's `time` gives its user+sys); null where bash is missing. */
+async function cliColdRun(corpus: string, dir: string): Promise<{ wall: number; cpu: number } | null> {
+  const args = [Deno.execPath(), ...cliArgs(corpus, `${dir}/cli_out`)].map((a) => `'${a.replaceAll("'", "'\\''")}'`)
+    .join(" ");
   try {
     const out = await new Deno.Command("bash", {
       args: ["-c", `TIMEFORMAT='%R %U %S'; time (${args} > /dev/null)`],
@@ -182,40 +187,135 @@ async function cliColdRun(corpus: string, dir: string): Promise<{ wall: number; 
   }
 }
 
+/** One row of the scaling table: `processes` ranges on `threads` threads. */
+export interface ScalingRow {
+  processes: number;
+  threads: number;
+  instances: number;
+  seconds: number;
+  cpuSeconds: number;
+  /** k copies of a single-range job at once: k × alone / together (threads > 1 only). */
+  ceiling: number;
+  load: string;
+}
+
+/** Writes `copies` copies of `bytes` to `path`. */
+async function repeatFile(path: string, bytes: Uint8Array, copies: number): Promise<void> {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    for (let i = 0; i < copies; i++) await f.write(bytes);
+  } finally {
+    f.close();
+  }
+}
+
+/** Wall and CPU time of one preprocess run. */
+async function timed(cfg: PreprocessConfig): Promise<{ seconds: number; cpu: number; count: number }> {
+  const t0 = performance.now();
+  const c0 = cpuSeconds();
+  const s = await preprocessCorpus(cfg);
+  return { seconds: (performance.now() - t0) / 1000, cpu: cpuSeconds() - c0, count: s.count };
+}
+
 /**
- * Runs the small corpus with 1 and 2 processes, then (unless `large` is false) the 8× corpus, and
- * prints the table (unless `quiet`). Returns the figures by name.
+ * The machine's ceiling for k threads of this work: the same single-range CLI run (a k-th of the
+ * corpus) as one process alone, then k such processes at once; k × alone / together.
+ */
+async function ceiling(dir: string, sample: Uint8Array, copies: number, k: number): Promise<number> {
+  const slice = `${dir}/slice_${k}.txt`;
+  await repeatFile(slice, sample, Math.max(1, Math.round(copies / k)));
+  const run = async (n: number) => {
+    const t0 = performance.now();
+    const outs = await Promise.all(
+      Array.from(
+        { length: n },
+        (_, i) =>
+          new Deno.Command(Deno.execPath(), { args: cliArgs(slice, `${dir}/ceiling_${i}`), stdout: "null" }).output(),
+      ),
+    );
+    if (!outs.every((o) => o.success)) throw new Error("preprocess bench: a ceiling run failed");
+    return (performance.now() - t0) / 1000;
+  };
+  const alone = await run(1);
+  const together = await run(k);
+  for (let i = 0; i < k; i++) await Deno.remove(`${dir}/ceiling_${i}`, { recursive: true });
+  await Deno.remove(slice);
+  return k * alone / together;
+}
+
+/** 1, 2, 4 … up to `p`, and `p`. */
+function threadSteps(p: number): number[] {
+  const out: number[] = [];
+  for (let t = 1; t < p; t *= 2) out.push(t);
+  out.push(p);
+  return out;
+}
+
+/**
+ * Runs the small corpus against UER-py, then (unless `large` is false) the scaling table, and prints
+ * them (unless `quiet`). Returns the figures by name.
  */
 export async function preprocessBench(
-  opts: { reps?: number; large?: boolean; quiet?: boolean } = {},
+  opts: { reps?: number; large?: boolean; quiet?: boolean; scaleMb?: number; processes?: number; scaleReps?: number } =
+    {},
 ): Promise<Record<string, number>> {
   const reps = opts.reps ?? 3;
   const dir = await Deno.makeTempDir({ prefix: "preprocess_bench" });
   const small = refPath("corpora/CLUECorpusSmall_sampled.txt");
   const rows: PreprocessRow[] = [];
+  const scaling: ScalingRow[] = [];
   const out: Record<string, number> = {};
   let cli: { wall: number; cpu: number } | null = null;
+  let scaleMb = 0;
   try {
     for (const p of [1, 2]) rows.push(await measure(small, "sampled", dir, p, reps));
     rows.push(await measure(small, "sampled", dir, 2, reps, 2)); // a Worker for a 1.9 MB corpus, forced
     if (rows[0].instances !== EXPECTED_INSTANCES) {
       throw new Error(`preprocess bench: ${rows[0].instances} instances, UER-py makes ${EXPECTED_INSTANCES}`);
     }
-    if (opts.large ?? true) {
-      const big = `${dir}/sampled_x${REPEAT}.txt`;
-      const bytes = await Deno.readFile(small);
-      const f = await Deno.open(big, { write: true, create: true });
-      for (let i = 0; i < REPEAT; i++) await f.write(bytes);
-      f.close();
-      for (const p of [1, 2]) rows.push(await measure(big, `sampled x${REPEAT}`, dir, p, reps));
-      rows.push(await measure(big, `sampled x${REPEAT}`, dir, 2, reps, 1)); // the same 2 ranges on 1 thread
-    }
     cli = await cliColdRun(small, dir);
+    if (opts.large ?? true) {
+      const sample = await Deno.readFile(small);
+      const copies = Math.max(2, Math.round((opts.scaleMb ?? 64) * 1e6 / sample.length));
+      const big = `${dir}/sampled_x${copies}.txt`;
+      await repeatFile(big, sample, copies);
+      scaleMb = copies * sample.length / 1e6;
+      const p = Math.max(2, opts.processes ?? navigator.hardwareConcurrency);
+      // Rows in turn, `scaleReps` rounds, the best of each: slow drifts of a shared box hit every row.
+      const plan: [number, number][] = [[1, 1], ...threadSteps(p).map((t): [number, number] => [p, t])];
+      for (let rep = 0; rep < (opts.scaleReps ?? 1); rep++) {
+        for (const [i, [processes, threads]] of plan.entries()) {
+          const r = await timed(config(big, `${dir}/scale_p${processes}`, processes, threads));
+          if (i > 1 && r.count !== scaling[1].instances) {
+            throw new Error(
+              `preprocess bench: ${r.count} instances on ${threads} threads, ${scaling[1].instances} on 1`,
+            );
+          }
+          const load = loadAvg();
+          const c = threads > 1 ? await ceiling(dir, sample, copies, threads) : 1;
+          const row = {
+            processes,
+            threads,
+            instances: r.count,
+            seconds: r.seconds,
+            cpuSeconds: r.cpu,
+            ceiling: c,
+            load,
+          };
+          if (!scaling[i] || row.seconds < scaling[i].seconds) {
+            scaling[i] = { ...row, ceiling: scaling[i]?.ceiling ?? c };
+          }
+          scaling[i].ceiling = Math.max(scaling[i].ceiling, c);
+        }
+      }
+      for (const p1 of [1, p]) await Deno.remove(`${dir}/scale_p${p1}`, { recursive: true });
+      await Deno.remove(big);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
   for (const r of rows) {
-    const key = `${r.corpus === "sampled" ? "small" : "large"}_p${r.processes}_t${r.threads}`;
+    const key = `small_p${r.processes}_t${r.threads}`;
     out[`${key}_instances`] = r.instances;
     out[`${key}_seconds`] = r.seconds;
     out[`${key}_cold_seconds`] = r.coldSeconds;
@@ -225,16 +325,27 @@ export async function preprocessBench(
   }
   out.speedup_vs_uer_p1 = UER_PY_SECONDS / out.small_p1_t1_seconds;
   out.speedup_vs_uer_p2 = UER_PY_SECONDS / out.small_p2_t1_seconds;
-  if (out.large_p1_t1_seconds) out.scaling_large = out.large_p1_t1_seconds / out.large_p2_t2_seconds;
-  if (out.large_p2_t1_seconds) {
-    out.scaling_large_same_ranges = out.large_p2_t1_seconds / out.large_p2_t2_seconds;
-    out.cpu_ratio_large_same_ranges = out.large_p2_t2_cpu_seconds / out.large_p2_t1_cpu_seconds;
-  }
   if (cli) {
     out.cli_cold_seconds = cli.wall;
     out.cli_cold_cpu_seconds = cli.cpu;
   }
-  if (!opts.quiet) printTable(rows, cli, reps);
+  if (scaling.length) {
+    out.scale_mb = scaleMb;
+    const base = scaling[1];
+    for (const r of scaling) {
+      const key = `scale_p${r.processes}_t${r.threads}`;
+      out[`${key}_seconds`] = r.seconds;
+      out[`${key}_instances`] = r.instances;
+      if (r.processes === base.processes) {
+        out[`${key}_speedup`] = base.seconds / r.seconds;
+        if (r.threads > 1) out[`${key}_ceiling`] = r.ceiling;
+      }
+    }
+  }
+  if (!opts.quiet) {
+    printTable(rows, cli, reps);
+    if (scaling.length) printScaling(scaling, scaleMb, opts.scaleReps ?? 1);
+  }
   return out;
 }
 
@@ -257,12 +368,10 @@ function printTable(rows: PreprocessRow[], cli: { wall: number; cpu: number } | 
   console.log("");
   console.log(
     "| corpus | MB | processes | threads | instances | wall s (cold) | CPU s (main) | cores used | instances/s " +
-      "| vs UER-py | scaling | load avg |",
+      "| vs UER-py | load avg |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
-    const base = baseline(rows, r);
-    const vsUer = r.corpus === "sampled" ? `${f(UER_PY_SECONDS / r.seconds, 1)}x` : "-";
     const cells = [
       r.corpus,
       f(r.mb, 1),
@@ -273,8 +382,7 @@ function printTable(rows: PreprocessRow[], cli: { wall: number; cpu: number } | 
       `${f(r.cpuSeconds)} (${f(r.mainCpuSeconds)})`,
       f(r.cpuSeconds / r.seconds),
       Math.round(r.instancesPerSecond),
-      vsUer,
-      base ? `${f(base.seconds / r.seconds)}x` : "-",
+      `${f(UER_PY_SECONDS / r.seconds, 1)}x`,
       r.load,
     ];
     console.log(`| ${cells.join(" | ")} |`);
@@ -291,48 +399,71 @@ function printTable(rows: PreprocessRow[], cli: { wall: number; cpu: number } | 
       f(cli.cpu / cli.wall),
       Math.round(EXPECTED_INSTANCES / cli.wall),
       `${f(UER_PY_SECONDS / cli.wall, 1)}x`,
-      "-",
       loadAvg(),
     ];
     console.log(`| ${cells.join(" | ")} |`);
   }
   console.log("");
-  const cores = navigator.hardwareConcurrency;
   for (const t2 of rows.filter((r) => r.threads === 2)) {
-    const load = Number(t2.load.split(" ")[0]);
-    if (load > cores - 1) {
-      console.log(
-        `${t2.corpus}: load ${load} on ${cores} cores during the 2-thread row: it measures contention with ` +
-          `other jobs, not scaling (rerun on a quiet box)`,
-      );
-    }
     const base = baseline(rows, t2);
     if (!base) continue;
-    // Same ranges, same instances on 1 and 2 threads: the CPU difference is what the second thread costs.
     console.log(
       `${t2.corpus}: the same ${t2.processes} ranges on 2 threads use ${f(t2.cpuSeconds / base.cpuSeconds)}x the CPU ` +
-        `of 1 thread (${f(t2.cpuSeconds - base.cpuSeconds)} s more) and run ${f(base.seconds / t2.seconds)}x as fast`,
+        `of 1 thread (${f(t2.cpuSeconds - base.cpuSeconds)} s more) and run ${
+          f(base.seconds / t2.seconds)
+        }x as fast: ` +
+        "a Worker is a fresh isolate that JIT-compiles the hot code again, which the warm 1-thread rows do not pay; " +
+        "--processes_num N runs one thread per 4 MiB of corpus, so this corpus stays on one thread unless forced.",
     );
   }
+}
+
+function printScaling(rows: ScalingRow[], mb: number, reps: number): void {
+  const f = (x: number, d = 2) => x.toFixed(d);
+  const base = rows[1];
+  console.log("");
   console.log(
-    "scaling = wall(same processes_num on 1 thread) / wall(this row): same ranges, same instances (1 and 2\n" +
-      "processes make different instances, so they are not compared); cores used = CPU s / wall s.\n" +
-      "--processes_num N keeps UER-py's N ranges but runs them on one thread per 4 MiB of corpus: the 1.9 MB\n" +
-      "sample stays in one thread unless forced (its threads 2 row). On 2 threads the first range runs in\n" +
-      "the main thread and the second on a Worker started before the corpus scan; the Worker is a fresh\n" +
-      "isolate each run and JIT-compiles the hot code again (~0.1 s CPU, on V8's helper threads too), which\n" +
-      "the warm 1-thread rows do not pay. The 8x corpus repeats one text, so a single thread's word cache\n" +
-      "is warm after the first copy; each Worker warms its own. Wall time and CPU time of the 2-thread rows\n" +
-      "need 2 free cores: with the load average above the core count the threads share cores with other\n" +
-      "jobs and their CPU time grows with the contention (measured once on a quiet 16-core Xeon, pinned to\n" +
-      "2 cores: 2 threads took 1.08x the CPU of 1 thread and ran 1.6x as fast).",
+    `scaling: the sample repeated to ${f(mb, 1)} MB, --processes_num ${base.processes} on 1 … ${
+      rows[rows.length - 1].threads
+    } threads (same ranges, same instances), best of ${reps} round(s); ${navigator.hardwareConcurrency} cores here`,
+  );
+  console.log("");
+  console.log("| processes | threads | instances | wall s | CPU s | speed-up | efficiency | ceiling | load avg |");
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const same = r.processes === base.processes;
+    const speedup = base.seconds / r.seconds;
+    const cells = [
+      r.processes,
+      r.threads,
+      r.instances,
+      f(r.seconds),
+      f(r.cpuSeconds),
+      same ? `${f(speedup)}x` : "-",
+      same ? `${Math.round(100 * speedup / r.threads)} %` : "-",
+      same && r.threads > 1 ? `${f(r.ceiling)}x` : "-",
+      r.load,
+    ];
+    console.log(`| ${cells.join(" | ")} |`);
+  }
+  console.log(
+    "\nspeed-up = wall(1 thread) / wall(k threads) for the same ranges; efficiency = speed-up / k; ceiling = k copies\n" +
+      "of a single-range CLI run (a k-th of the corpus, a process each, nothing shared) at once: k × alone /\n" +
+      "together, the most k threads of this work get from this machine. The --processes_num 1 row is the corpus as\n" +
+      "one range (UER-py's ranges change the instances, so it is not in the speed-up).",
   );
 }
 
 if (import.meta.main) {
-  const i = Deno.args.indexOf("--reps");
+  const arg = (name: string) => {
+    const i = Deno.args.indexOf(name);
+    return i >= 0 ? Number(Deno.args[i + 1]) : undefined;
+  };
   await preprocessBench({
-    reps: i >= 0 ? Number(Deno.args[i + 1]) : undefined,
+    reps: arg("--reps"),
+    scaleMb: arg("--scale-mb"),
+    processes: arg("--processes"),
+    scaleReps: arg("--scale-reps"),
     large: !Deno.args.includes("--no-large"),
   });
 }

@@ -10,7 +10,7 @@
  */
 
 /** Every this many lines the scanner records where the next line starts. */
-export const LINE_INDEX_STRIDE = 65536;
+export const LINE_INDEX_STRIDE = 4096;
 
 const LF = 10;
 const CR = 13;
@@ -31,13 +31,22 @@ export class LineScanner {
   newlines = 0;
   /** Universal-newline line terminators seen (`\r\n` counts once). */
   lines = 0;
-  /** Bytes seen. */
+  /** File offset just past the last byte seen (the bytes seen, when scanning from the start). */
   bytes = 0;
-  /** `index[j]` = byte offset where line `j * LINE_INDEX_STRIDE` starts. */
-  readonly index: number[] = [0];
+  /**
+   * `index[j]` = byte offset where line `j * LINE_INDEX_STRIDE` starts (lines counted from where
+   * scanning started; `index[0]` is that offset).
+   */
+  readonly index: number[];
   /** Stop once this many lines ended (to find where line `stopAtLine` starts). */
   stopAtLine = Infinity;
   #pendingCR = false;
+
+  /** @param start byte offset of the first chunk in the file (offsets reported are the file's) */
+  constructor(start = 0) {
+    this.bytes = start;
+    this.index = [start];
+  }
 
   /**
    * Feeds the next chunk. Returns the offset inside it where line `stopAtLine` starts once that many
@@ -83,11 +92,15 @@ export class LineScanner {
     return -1;
   }
 
-  /** Finishes a pending `\r` at the end of the input. */
-  end(): void {
+  /**
+   * Finishes a pending `\r` at the end of the input. `next` is the byte that follows the input in the
+   * file (null at EOF): when it is `\n`, the `\r\n` pair is left to whoever scans from there (a
+   * scanner starting at a `\n` counts it), so scans of consecutive pieces add up to one scan.
+   */
+  end(next: number | null = null): void {
     if (this.#pendingCR) {
       this.#pendingCR = false;
-      this.#endLine(this.bytes);
+      if (next !== LF) this.#endLine(this.bytes);
     }
   }
 

@@ -16,7 +16,7 @@ import { exists, tempSibling } from "../io/atomic.ts";
 import { readVocabFile } from "../io/vocab_file.ts";
 import { BertTokenizer, type Vocab, vocabHash } from "../tokenizer/mod.ts";
 import { bmpClassTable } from "../tokenizer/char_class.ts";
-import { LINE_INDEX_STRIDE, LineScanner } from "./corpus_lines.ts";
+import { combineScans, type CorpusScan, offsetOfLine, type PieceScan, scanPiece, scanPieces } from "./corpus_scan.ts";
 import {
   DATASET_FORMAT,
   DATASET_FORMAT_VERSION,
@@ -59,6 +59,8 @@ export interface PreprocessConfig {
   forceWorkers?: boolean;
   /** Threads to spread the ranges over, instead of one per 4 MiB of corpus (tests). */
   threads?: number;
+  /** Bytes per corpus scan piece, instead of SCAN_PIECE_BYTES (tests). */
+  scanPieceBytes?: number;
 }
 
 /** Progress of a run: lines processed over all passes and workers. */
@@ -77,7 +79,6 @@ export interface PreprocessSummary {
   seconds: number;
 }
 
-const SCAN_BYTES = 1 << 22;
 /** Corpus bytes per preprocessing thread (see `threadCount`). */
 export const MIN_BYTES_PER_THREAD = 4 << 20;
 
@@ -134,11 +135,11 @@ function checkConfig(c: PreprocessConfig): void {
   }
 }
 
-/** Counts lines as `count_lines` does and indexes where universal-newline lines start. */
-async function scanCorpus(path: string): Promise<{ bytes: number; newlines: number; scanner: LineScanner }> {
-  let file: Deno.FsFile;
+/** The corpus's size, or a one-line error naming it (missing, a directory). */
+async function corpusSize(path: string): Promise<number> {
+  let st: Deno.FileInfo;
   try {
-    file = await Deno.open(path, { read: true });
+    st = await Deno.stat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new Deno.errors.NotFound(
@@ -147,48 +148,27 @@ async function scanCorpus(path: string): Promise<{ bytes: number; newlines: numb
     }
     throw e;
   }
-  const scanner = new LineScanner();
-  try {
-    const st = await file.stat();
-    if (st.isDirectory) throw new TypeError(`Cannot read corpus "${path}": is a directory`);
-    const buf = new Uint8Array(SCAN_BYTES);
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) break;
-      scanner.push(buf.subarray(0, n));
-    }
-    scanner.end();
-  } finally {
-    file.close();
-  }
-  return { bytes: scanner.bytes, newlines: scanner.newlines, scanner };
+  if (st.isDirectory) throw new TypeError(`Cannot read corpus "${path}": is a directory`);
+  return st.size;
 }
 
-/** Byte offset where universal-newline line `k` starts (from the scanner's sparse index). */
-async function offsetOfLine(path: string, index: number[], k: number, bytes: number): Promise<number> {
-  const j = Math.min(Math.floor(k / LINE_INDEX_STRIDE), index.length - 1);
-  const from = index[j];
-  const want = k - j * LINE_INDEX_STRIDE;
-  if (want === 0) return from;
-  const s = new LineScanner();
-  s.stopAtLine = want;
-  const file = await Deno.open(path, { read: true });
-  try {
-    await file.seek(from, Deno.SeekMode.Start);
-    const buf = new Uint8Array(SCAN_BYTES);
-    let base = from;
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) break;
-      const at = s.push(buf.subarray(0, n));
-      if (at >= 0) return base + at;
-      base += n;
-    }
-    s.end();
-    return bytes; // past the last line: reads hit EOF (blank lines)
-  } finally {
-    file.close();
-  }
+/**
+ * Scans the corpus in pieces handed to whichever thread is free: this one and the pool's workers
+ * (each takes pieces once it has started), so the scan runs on every thread and overlaps worker
+ * start-up.
+ */
+async function scanCorpus(path: string, bytes: number, pool: WorkerPool, pieceBytes?: number): Promise<CorpusScan> {
+  const pieces = scanPieces(bytes, pieceBytes);
+  const scans: PieceScan[] = new Array(pieces.length);
+  let next = 0;
+  const take = () => next < pieces.length ? next++ : -1;
+  const loops = pool.workers.map(async (_, w) => {
+    for (let i = take(); i >= 0; i = take()) scans[i] = await pool.scan(w, path, pieces[i][0], pieces[i][1]);
+  });
+  for (const l of loops) l.catch(() => {}); // awaited below
+  for (let i = take(); i >= 0; i = take()) scans[i] = await scanPiece(path, pieces[i][0], pieces[i][1]);
+  await Promise.all(loops);
+  return combineScans(scans);
 }
 
 /** Deno Workers started ahead of their jobs (module load and tokenizer setup overlap the scan). */
@@ -209,22 +189,36 @@ class WorkerPool {
 
   /** Runs `job` on worker `i`. */
   run(i: number, job: RangeJob, onLines: (n: number) => void): Promise<RangeResult> {
+    return this.#request(i, { type: "job", job }, (m) => {
+      if (m.type === "progress") onLines(m.lines);
+      return m.type === "done" ? m.result : undefined;
+    });
+  }
+
+  /** Scans bytes `[from, to)` of the corpus on worker `i`. */
+  scan(i: number, path: string, from: number, to: number): Promise<PieceScan> {
+    return this.#request(i, { type: "scan", path, from, to }, (m) => m.type === "scanned" ? m.scan : undefined);
+  }
+
+  // Sends `request` to worker `i`; `answer` turns each message into the result (or undefined: not yet).
+  #request<T>(i: number, request: WorkerRequest, answer: (m: WorkerMessage) => T | undefined): Promise<T> {
     const w = this.workers[i];
-    return new Promise<RangeResult>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       w.onmessage = (e: MessageEvent<WorkerMessage>) => {
         const m = e.data;
-        if (m.type === "progress") onLines(m.lines);
-        else if (m.type === "done") resolve(m.result);
-        else {
+        if (m.type === "error") {
           const Ctor = m.name === "RangeError" ? RangeError : m.name === "SyntaxError" ? SyntaxError : TypeError;
           reject(new Ctor(m.message));
+          return;
         }
+        const result = answer(m);
+        if (result !== undefined) resolve(result);
       };
       w.onerror = (e) => {
         e.preventDefault();
         reject(new Error(`preprocess worker failed: ${e.message}`));
       };
-      w.postMessage({ type: "job", job } satisfies WorkerRequest);
+      w.postMessage(request);
     });
   }
 
@@ -234,41 +228,44 @@ class WorkerPool {
 }
 
 /**
- * Splits `n` ranges into `threads` groups of consecutive ranges (sizes differ by at most one).
- * Exported for tests.
+ * Threads for `processes` ranges over `bytes` of corpus: one per MIN_BYTES_PER_THREAD, at most one per
+ * range and one per core.
  */
-export function rangeGroups(n: number, threads: number): number[][] {
-  return lineRanges(n, threads).map(([from, to]) => Array.from({ length: to - from }, (_, k) => from + k));
+export function threadCount(processes: number, bytes: number, cores = navigator.hardwareConcurrency || 1): number {
+  return Math.max(1, Math.min(processes, cores, Math.ceil(bytes / MIN_BYTES_PER_THREAD)));
 }
 
-/** Threads for `processes` ranges over `bytes` of corpus: one per MIN_BYTES_PER_THREAD, at most one per range. */
-export function threadCount(processes: number, bytes: number): number {
-  return Math.max(1, Math.min(processes, Math.ceil(bytes / MIN_BYTES_PER_THREAD)));
+/** The order threads take the ranges in: the largest (in bytes) first, so the last ones are short. */
+export function largestFirst(sizes: number[]): number[] {
+  return sizes.map((_, i) => i).sort((a, b) => sizes[b] - sizes[a] || a - b);
 }
 
 /**
- * Runs the jobs group by group: with `inThread` 1 the first group in this thread, each other group on
- * its own worker; a thread runs its group's ranges one after the other. With workers, this thread's
- * jobs yield to the event loop about every 100 ms so worker progress flows.
+ * Runs the jobs on this thread (unless `inThread` is false) and the pool's workers, each taking the
+ * next job, largest first, when it is free; each job writes its own part, so which thread ran it
+ * does not change the dataset. With workers, this thread's jobs yield to the event loop about every
+ * 100 ms so worker messages flow.
  */
 async function runJobs(
   jobs: RangeJob[],
-  groups: number[][],
-  inThread: number,
+  inThread: boolean,
   vocab: Vocab,
   doLowerCase: boolean,
   pool: WorkerPool,
   onLines: (n: number) => void,
 ): Promise<RangeResult[]> {
   const results: RangeResult[] = new Array(jobs.length);
-  const remote = groups.slice(inThread).map(async (group, w) => {
-    for (const j of group) results[j] = await pool.run(w, jobs[j], onLines);
+  const order = largestFirst(jobs.map((j) => j.byteEnd - j.byteStart));
+  let next = 0;
+  const take = () => next < order.length ? order[next++] : -1;
+  const remote = pool.workers.map(async (_, w) => {
+    for (let j = take(); j >= 0; j = take()) results[j] = await pool.run(w, jobs[j], onLines);
   });
   // Rejections are awaited below; keep an early one from being reported as unhandled meanwhile.
   for (const r of remote) r.catch(() => {});
   if (inThread) {
     const tokenizer = new BertTokenizer(vocab, { mode: "uer", doLowerCase });
-    for (const j of groups[0]) {
+    for (let j = take(); j >= 0; j = take()) {
       results[j] = await runRange({ ...jobs[j], vocab, tokenizer }, onLines, remote.length > 0);
     }
   }
@@ -300,12 +297,12 @@ export async function preprocessCorpus(
   // The ranges run on one thread per MIN_BYTES_PER_THREAD of corpus (a Worker costs ~0.2 s of CPU to
   // start and warm up), the first group in this thread unless forceWorkers.
   // Start the workers now, so their start-up overlaps the vocab parse and the corpus scan.
-  const bytes = await Deno.stat(cfg.corpusPath).then((st) => st.size, () => 0);
+  const bytes = await corpusSize(cfg.corpusPath);
   const threads = Math.min(cfg.processesNum, cfg.threads ?? threadCount(cfg.processesNum, bytes / (shard?.count ?? 1)));
-  const inThread = cfg.forceWorkers ? 0 : 1;
-  const pool = new WorkerPool(threads - inThread);
+  const inThread = !cfg.forceWorkers;
+  const pool = new WorkerPool(threads - (inThread ? 1 : 0));
   try {
-    return await build(cfg, shard, vocabPath, rangeGroups(cfg.processesNum, threads), inThread, pool, t0, onProgress);
+    return await build(cfg, shard, vocabPath, bytes, inThread, pool, t0, onProgress);
   } finally {
     pool.terminate();
   }
@@ -315,8 +312,8 @@ async function build(
   cfg: PreprocessConfig,
   shard: { index: number; count: number } | null,
   vocabPath: string,
-  groups: number[][],
-  inThread: number,
+  bytes: number,
+  inThread: boolean,
   pool: WorkerPool,
   t0: number,
   onProgress?: (p: PreprocessProgress) => void,
@@ -328,7 +325,7 @@ async function build(
     if (vocabText !== null) pool.init(vocabText, vocabPath, cfg.doLowerCase, bmpClassTable());
   }
   const vocab = await readVocabFile(vocabPath, "uer");
-  const scan = await scanCorpus(cfg.corpusPath);
+  const scan = await scanCorpus(cfg.corpusPath, bytes, pool, cfg.scanPieceBytes);
   if (scan.bytes === 0) {
     throw new TypeError(
       `Cannot read corpus "${cfg.corpusPath}": file is empty\n  hint: pass a text corpus, one sentence per line`,
@@ -351,8 +348,7 @@ async function build(
   await Deno.mkdir(`${tmp}/parts`, { recursive: true });
   try {
     const jobs: RangeJob[] = [];
-    const starts: number[] = [];
-    for (const [start] of mine) starts.push(await offsetOfLine(cfg.corpusPath, scan.scanner.index, start, scan.bytes));
+    const starts = await Promise.all(mine.map(([start]) => offsetOfLine(cfg.corpusPath, scan, start)));
     for (let i = 0; i < mine.length; i++) {
       const [start, end] = mine[i];
       jobs.push({
@@ -381,7 +377,7 @@ async function build(
     }
     const totalLines = jobs.reduce((s, j) => s + Math.max(j.lineEnd, j.lineStart + 1) - j.lineStart, 0) * dupFactor;
     let done = 0;
-    const results = await runJobs(jobs, groups, inThread, vocab, cfg.doLowerCase, pool, (n) => {
+    const results = await runJobs(jobs, inThread, vocab, cfg.doLowerCase, pool, (n) => {
       done += n;
       onProgress?.({ lines: done, totalLines });
     });

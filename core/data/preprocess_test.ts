@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import {
+  largestFirst,
   lineRanges,
   MIN_BYTES_PER_THREAD,
   parseShard,
   type PreprocessConfig,
   preprocessCorpus,
-  rangeGroups,
   threadCount,
 } from "./preprocess.ts";
 import { openDataset } from "./dataset_zarr.ts";
@@ -136,23 +136,24 @@ Deno.test("parseShard() and lineRanges() follow UER-py's split", () => {
   assert.deepEqual(lineRanges(10, 3), [[0, 3], [3, 6], [6, 10]]);
 });
 
-Deno.test("threadCount() and rangeGroups() put UER-py's ranges on one thread per 4 MiB, consecutive ranges together", () => {
+Deno.test("threadCount() puts UER-py's ranges on one thread per 4 MiB and core; largestFirst() orders them", () => {
   assert.equal(threadCount(2, 1_948_408), 1); // the 1.9 MB sample: a Worker would cost more than it saves
-  assert.equal(threadCount(2, 15_587_264), 2);
-  assert.equal(threadCount(8, 9 * MIN_BYTES_PER_THREAD), 8);
-  assert.equal(threadCount(8, 3 * MIN_BYTES_PER_THREAD), 3);
+  assert.equal(threadCount(2, 15_587_264, 16), 2);
+  assert.equal(threadCount(8, 9 * MIN_BYTES_PER_THREAD, 16), 8);
+  assert.equal(threadCount(8, 3 * MIN_BYTES_PER_THREAD, 16), 3);
+  assert.equal(threadCount(32, 14e9, 16), 16); // the model card's 32 processes on 16 cores
+  assert.equal(threadCount(32, 14e9, 2), 2);
   assert.equal(threadCount(3, 0), 1);
-  assert.deepEqual(rangeGroups(5, 2), [[0, 1], [2, 3, 4]]);
-  assert.deepEqual(rangeGroups(3, 3), [[0], [1], [2]]);
-  assert.deepEqual(rangeGroups(4, 1), [[0, 1, 2, 3]]);
+  assert.deepEqual(largestFirst([5, 9, 5, 1, 9]), [1, 4, 0, 2, 3]);
 });
 
-Deno.test("preprocessCorpus() gives the same dataset however the ranges are spread over threads and workers", async () => {
+Deno.test("preprocessCorpus() gives the same dataset however the ranges and the scan are spread over threads", async () => {
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
   const base = { processesNum: 3, dupFactor: 2 };
   await preprocessCorpus(config(corpus, `${tmp}/t1`, base)); // one thread runs the 3 ranges
-  await preprocessCorpus(config(corpus, `${tmp}/t2`, { ...base, threads: 2 })); // this thread + a worker with 2
-  await preprocessCorpus(config(corpus, `${tmp}/t3`, { ...base, threads: 2, forceWorkers: true }));
+  // This thread and a worker take the 3 ranges as they free up; both scan the corpus in 1 kB pieces.
+  await preprocessCorpus(config(corpus, `${tmp}/t2`, { ...base, threads: 2, scanPieceBytes: 1000 }));
+  await preprocessCorpus(config(corpus, `${tmp}/t3`, { ...base, threads: 2, forceWorkers: true, scanPieceBytes: 999 }));
   const [a, b, c] = await Promise.all(["t1", "t2", "t3"].map((d) => readAll(`${tmp}/${d}`)));
   assert.deepEqual(a.ds.attrs.parts.map((p) => p.lines), lineRanges(240, 3));
   assert.ok(a.out.length > 0);

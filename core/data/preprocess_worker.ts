@@ -17,6 +17,7 @@ import { type EncodingErrors, isBlankLine, LineDecoder } from "./corpus_lines.ts
 import { type PartLayout, PartWriter } from "./part_writer.ts";
 import { wholeWordSupport } from "./word_segmenter.ts";
 import { PyRandom } from "./py_random.ts";
+import { type PieceScan, scanPiece } from "./corpus_scan.ts";
 
 /** Everything a worker needs (structured-cloneable). */
 export interface RangeJob {
@@ -52,8 +53,11 @@ export interface WorkerInit {
   charClasses: Uint8Array;
 }
 
-/** Messages a worker receives: `init` once, then one `job`. */
-export type WorkerRequest = WorkerInit | { type: "job"; job: RangeJob };
+/** Messages a worker receives: `init` once, then scans of corpus pieces, then jobs, one at a time. */
+export type WorkerRequest =
+  | WorkerInit
+  | { type: "scan"; path: string; from: number; to: number }
+  | { type: "job"; job: RangeJob };
 
 /** What a worker reports back. */
 export interface RangeResult {
@@ -206,10 +210,10 @@ export async function runRange(
 export type WorkerMessage =
   | { type: "progress"; lines: number }
   | { type: "done"; result: RangeResult }
+  | { type: "scanned"; scan: PieceScan }
   | { type: "error"; name: string; message: string };
 
-// Worker entry: `init` builds the vocab and tokenizer while the main thread scans the corpus; then
-// one `job`.
+// Worker entry: `init` builds the vocab and tokenizer; then pieces of the corpus scan, then jobs.
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
 if (typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.WorkerGlobalScope) {
@@ -228,6 +232,14 @@ if (typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.Wor
         ready = { vocab, tokenizer: new BertTokenizer(vocab, { mode: "uer", doLowerCase: m.doLowerCase }) };
       } catch (err) {
         failed = err; // reported when the job comes (the main thread reports the same vocab error)
+      }
+      return;
+    }
+    if (m.type === "scan") {
+      try {
+        scope.postMessage({ type: "scanned", scan: await scanPiece(m.path, m.from, m.to) } satisfies WorkerMessage);
+      } catch (err) {
+        fail(err);
       }
       return;
     }
