@@ -19,11 +19,22 @@
  * k × (time of one alone) / (time of k at once) — memory bandwidth, shared caches, SMT siblings or a
  * CPU quota show there, and preprocess cannot beat it. The load average is printed with the figures.
  * Figures are printed, never judged pass/fail on time (instance counts are checked). Runnable:
- * `deno run -A bench/preprocess_bench.ts [--reps N] [--scale-mb M] [--processes P] [--scale-reps R] [--no-large]`
- * (R rounds of the scaling rows in turn, the best of each; 1 by default).
+ * Weak scaling: `--processes_num k` on k threads over k × `--weak-mb` MB (32 by default), k = 1, 2, 4
+ * … P, so each thread has the same work as the single thread; efficiency = wall(1) / wall(k), next
+ * to the ceiling of k single-range CLI processes on that much corpus each (one alone / k at once).
+ * This is the case of a large corpus (the model card's 14 GB over 32 processes is 440 MB a range),
+ * where start-up costs (Worker start, JIT warm-up, the scan) are small next to a range.
+ * `deno run -A bench/preprocess_bench.ts [--reps N] [--scale-mb M] [--processes P] [--scale-reps R]
+ * [--weak-mb W] [--no-large]` (R rounds of the scaling rows in turn, the best of each; 1 by
+ * default; M or W 0 leaves that table out).
  * @module
  */
-import { type PreprocessConfig, preprocessCorpus, threadCount } from "../core/data/preprocess.ts";
+import {
+  type PreprocessConfig,
+  preprocessCorpus,
+  type PreprocessSummary,
+  threadCount,
+} from "../core/data/preprocess.ts";
 import { refPath } from "../tests/reference.ts";
 import process from "node:process";
 
@@ -196,6 +207,7 @@ export interface ScalingRow {
   cpuSeconds: number;
   /** k copies of a single-range job at once: k × alone / together (threads > 1 only). */
   ceiling: number;
+  timeline: PreprocessSummary["timeline"];
   load: string;
 }
 
@@ -209,12 +221,30 @@ async function repeatFile(path: string, bytes: Uint8Array, copies: number): Prom
   }
 }
 
-/** Wall and CPU time of one preprocess run. */
-async function timed(cfg: PreprocessConfig): Promise<{ seconds: number; cpu: number; count: number }> {
+/** Wall and CPU time of one preprocess run, and its timeline. */
+async function timed(
+  cfg: PreprocessConfig,
+): Promise<{ seconds: number; cpu: number; count: number; timeline: PreprocessSummary["timeline"] }> {
   const t0 = performance.now();
   const c0 = cpuSeconds();
   const s = await preprocessCorpus(cfg);
-  return { seconds: (performance.now() - t0) / 1000, cpu: cpuSeconds() - c0, count: s.count };
+  return { seconds: (performance.now() - t0) / 1000, cpu: cpuSeconds() - c0, count: s.count, timeline: s.timeline };
+}
+
+/** Wall time of `n` single-range CLI runs over `corpus` started at once, each a process of its own. */
+async function concurrentCli(dir: string, corpus: string, n: number): Promise<number> {
+  const t0 = performance.now();
+  const outs = await Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) =>
+        new Deno.Command(Deno.execPath(), { args: cliArgs(corpus, `${dir}/ceiling_${i}`), stdout: "null" }).output(),
+    ),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  if (!outs.every((o) => o.success)) throw new Error("preprocess bench: a ceiling run failed");
+  for (let i = 0; i < n; i++) await Deno.remove(`${dir}/ceiling_${i}`, { recursive: true });
+  return seconds;
 }
 
 /**
@@ -224,23 +254,54 @@ async function timed(cfg: PreprocessConfig): Promise<{ seconds: number; cpu: num
 async function ceiling(dir: string, sample: Uint8Array, copies: number, k: number): Promise<number> {
   const slice = `${dir}/slice_${k}.txt`;
   await repeatFile(slice, sample, Math.max(1, Math.round(copies / k)));
-  const run = async (n: number) => {
-    const t0 = performance.now();
-    const outs = await Promise.all(
-      Array.from(
-        { length: n },
-        (_, i) =>
-          new Deno.Command(Deno.execPath(), { args: cliArgs(slice, `${dir}/ceiling_${i}`), stdout: "null" }).output(),
-      ),
-    );
-    if (!outs.every((o) => o.success)) throw new Error("preprocess bench: a ceiling run failed");
-    return (performance.now() - t0) / 1000;
-  };
-  const alone = await run(1);
-  const together = await run(k);
-  for (let i = 0; i < k; i++) await Deno.remove(`${dir}/ceiling_${i}`, { recursive: true });
+  const alone = await concurrentCli(dir, slice, 1);
+  const together = await concurrentCli(dir, slice, k);
   await Deno.remove(slice);
   return k * alone / together;
+}
+
+/** One row of the weak-scaling table: k ranges of about the same size on k threads. */
+export interface WeakRow {
+  threads: number;
+  mb: number;
+  instances: number;
+  seconds: number;
+  cpuSeconds: number;
+  /** alone / together for k single-range CLI processes on one range's worth of corpus each. */
+  ceiling: number;
+  timeline: PreprocessSummary["timeline"];
+}
+
+/**
+ * Weak scaling: `--processes_num k` on k threads over k × `mb` MB (the sample repeated), for k = 1, 2,
+ * 4 … p; efficiency = wall(k = 1) / wall(k). The ceiling: one single-range CLI process on `mb` MB
+ * alone, then k of them at once.
+ */
+async function weakScaling(dir: string, sample: Uint8Array, mb: number, p: number): Promise<WeakRow[]> {
+  const copies = Math.max(1, Math.round(mb * 1e6 / sample.length));
+  const slice = `${dir}/weak_slice.txt`;
+  await repeatFile(slice, sample, copies);
+  const alone = await concurrentCli(dir, slice, 1);
+  const rows: WeakRow[] = [];
+  for (const k of threadSteps(p)) {
+    const corpus = `${dir}/weak_${k}.txt`;
+    await repeatFile(corpus, sample, copies * k);
+    const r = await timed(config(corpus, `${dir}/weak_out`, k, k));
+    await Deno.remove(corpus);
+    const together = k > 1 ? await concurrentCli(dir, slice, k) : alone;
+    rows.push({
+      threads: k,
+      mb: copies * k * sample.length / 1e6,
+      instances: r.count,
+      seconds: r.seconds,
+      cpuSeconds: r.cpu,
+      ceiling: alone / together,
+      timeline: r.timeline,
+    });
+  }
+  await Deno.remove(`${dir}/weak_out`, { recursive: true });
+  await Deno.remove(slice);
+  return rows;
 }
 
 /** 1, 2, 4 … up to `p`, and `p`. */
@@ -256,8 +317,15 @@ function threadSteps(p: number): number[] {
  * them (unless `quiet`). Returns the figures by name.
  */
 export async function preprocessBench(
-  opts: { reps?: number; large?: boolean; quiet?: boolean; scaleMb?: number; processes?: number; scaleReps?: number } =
-    {},
+  opts: {
+    reps?: number;
+    large?: boolean;
+    quiet?: boolean;
+    scaleMb?: number;
+    processes?: number;
+    scaleReps?: number;
+    weakMb?: number;
+  } = {},
 ): Promise<Record<string, number>> {
   const reps = opts.reps ?? 3;
   const dir = await Deno.makeTempDir({ prefix: "preprocess_bench" });
@@ -267,6 +335,7 @@ export async function preprocessBench(
   const out: Record<string, number> = {};
   let cli: { wall: number; cpu: number } | null = null;
   let scaleMb = 0;
+  let weak: WeakRow[] = [];
   try {
     for (const p of [1, 2]) rows.push(await measure(small, "sampled", dir, p, reps));
     rows.push(await measure(small, "sampled", dir, 2, reps, 2)); // a Worker for a 1.9 MB corpus, forced
@@ -274,7 +343,7 @@ export async function preprocessBench(
       throw new Error(`preprocess bench: ${rows[0].instances} instances, UER-py makes ${EXPECTED_INSTANCES}`);
     }
     cli = await cliColdRun(small, dir);
-    if (opts.large ?? true) {
+    if ((opts.large ?? true) && (opts.scaleMb ?? 64) > 0) {
       const sample = await Deno.readFile(small);
       const copies = Math.max(2, Math.round((opts.scaleMb ?? 64) * 1e6 / sample.length));
       const big = `${dir}/sampled_x${copies}.txt`;
@@ -301,6 +370,7 @@ export async function preprocessBench(
             cpuSeconds: r.cpu,
             ceiling: c,
             load,
+            timeline: r.timeline,
           };
           if (!scaling[i] || row.seconds < scaling[i].seconds) {
             scaling[i] = { ...row, ceiling: scaling[i]?.ceiling ?? c };
@@ -310,6 +380,10 @@ export async function preprocessBench(
       }
       for (const p1 of [1, p]) await Deno.remove(`${dir}/scale_p${p1}`, { recursive: true });
       await Deno.remove(big);
+    }
+    if ((opts.large ?? true) && (opts.weakMb ?? 32) > 0) {
+      const p = Math.max(2, opts.processes ?? navigator.hardwareConcurrency);
+      weak = await weakScaling(dir, await Deno.readFile(small), opts.weakMb ?? 32, p);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -342,9 +416,15 @@ export async function preprocessBench(
       }
     }
   }
+  for (const r of weak) {
+    out[`weak_t${r.threads}_seconds`] = r.seconds;
+    out[`weak_t${r.threads}_efficiency`] = weak[0].seconds / r.seconds;
+    out[`weak_t${r.threads}_ceiling`] = r.ceiling;
+  }
   if (!opts.quiet) {
     printTable(rows, cli, reps);
     if (scaling.length) printScaling(scaling, scaleMb, opts.scaleReps ?? 1);
+    if (weak.length) printWeak(weak);
   }
   return out;
 }
@@ -446,11 +526,59 @@ function printScaling(rows: ScalingRow[], mb: number, reps: number): void {
     ];
     console.log(`| ${cells.join(" | ")} |`);
   }
+  console.log("");
+  for (const r of rows.filter((x) => x.threads > 1)) printTimeline(r.threads, r.seconds, r.timeline);
   console.log(
     "\nspeed-up = wall(1 thread) / wall(k threads) for the same ranges; efficiency = speed-up / k; ceiling = k copies\n" +
       "of a single-range CLI run (a k-th of the corpus, a process each, nothing shared) at once: k × alone /\n" +
       "together, the most k threads of this work get from this machine. The --processes_num 1 row is the corpus as\n" +
       "one range (UER-py's ranges change the instances, so it is not in the speed-up).",
+  );
+}
+
+/** Prints the range timeline of a run on several threads. */
+function printTimeline(threads: number, seconds: number, t: PreprocessSummary["timeline"]): void {
+  const f = (x: number) => x.toFixed(2);
+  const spans = t.ranges.map((x) => x.end - x.start);
+  const busy = spans.reduce((a, b) => a + b, 0);
+  const starts = t.ranges.map((x) => x.start), ends = t.ranges.map((x) => x.end);
+  console.log(
+    `${threads} threads: scan done at ${f(t.scanned)} s; ranges started ${f(Math.min(...starts))}–` +
+      `${f(Math.max(...starts))} s, ended ${f(Math.min(...ends))}–${f(Math.max(...ends))} s, each ` +
+      `${f(Math.min(...spans))}–${f(Math.max(...spans))} s; threads busy with ranges ` +
+      `${Math.round(100 * busy / (threads * seconds))} % of ${f(seconds)} s`,
+  );
+}
+
+function printWeak(rows: WeakRow[]): void {
+  const f = (x: number, d = 2) => x.toFixed(d);
+  const mb = rows[0].mb;
+  console.log("");
+  console.log(
+    `weak scaling: --processes_num k on k threads over k × ${f(mb, 1)} MB (the sample repeated), one run each; ` +
+      `${navigator.hardwareConcurrency} cores here`,
+  );
+  console.log("");
+  console.log("| processes = threads | MB | instances | wall s | CPU s | MB/s | efficiency | ceiling |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const cells = [
+      r.threads,
+      f(r.mb, 1),
+      r.instances,
+      f(r.seconds),
+      f(r.cpuSeconds),
+      f(r.mb / r.seconds, 1),
+      `${Math.round(100 * rows[0].seconds / r.seconds)} %`,
+      r.threads > 1 ? `${Math.round(100 * r.ceiling)} %` : "-",
+    ];
+    console.log(`| ${cells.join(" | ")} |`);
+  }
+  console.log("");
+  for (const r of rows.filter((x) => x.threads > 1)) printTimeline(r.threads, r.seconds, r.timeline);
+  console.log(
+    "\nefficiency = wall(1 thread, 1 range) / wall(k threads, k ranges), each range about the same size; ceiling =\n" +
+      "the same for k single-range CLI processes (nothing shared): one alone / k at once.",
   );
 }
 
@@ -464,6 +592,7 @@ if (import.meta.main) {
     scaleMb: arg("--scale-mb"),
     processes: arg("--processes"),
     scaleReps: arg("--scale-reps"),
+    weakMb: arg("--weak-mb"),
     large: !Deno.args.includes("--no-large"),
   });
 }

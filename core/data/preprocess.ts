@@ -77,6 +77,13 @@ export interface PreprocessSummary {
   corpusLines: number;
   replacedLines: number;
   seconds: number;
+  /** Where the time went, in seconds from the start: the scan's end, then each range's run. */
+  timeline: {
+    threads: number;
+    scanned: number;
+    /** Per range (part order): the thread that ran it (0 = the calling thread) and when. */
+    ranges: { thread: number; start: number; end: number }[];
+  };
 }
 
 /** Corpus bytes per preprocessing thread (see `threadCount`). */
@@ -253,24 +260,32 @@ async function runJobs(
   doLowerCase: boolean,
   pool: WorkerPool,
   onLines: (n: number) => void,
-): Promise<RangeResult[]> {
+  clock: () => number,
+): Promise<{ results: RangeResult[]; ranges: PreprocessSummary["timeline"]["ranges"] }> {
   const results: RangeResult[] = new Array(jobs.length);
+  const ranges: PreprocessSummary["timeline"]["ranges"] = new Array(jobs.length);
   const order = largestFirst(jobs.map((j) => j.byteEnd - j.byteStart));
   let next = 0;
   const take = () => next < order.length ? order[next++] : -1;
   const remote = pool.workers.map(async (_, w) => {
-    for (let j = take(); j >= 0; j = take()) results[j] = await pool.run(w, jobs[j], onLines);
+    for (let j = take(); j >= 0; j = take()) {
+      const start = clock();
+      results[j] = await pool.run(w, jobs[j], onLines);
+      ranges[j] = { thread: w + 1, start, end: clock() };
+    }
   });
   // Rejections are awaited below; keep an early one from being reported as unhandled meanwhile.
   for (const r of remote) r.catch(() => {});
   if (inThread) {
     const tokenizer = new BertTokenizer(vocab, { mode: "uer", doLowerCase });
     for (let j = take(); j >= 0; j = take()) {
+      const start = clock();
       results[j] = await runRange({ ...jobs[j], vocab, tokenizer }, onLines, remote.length > 0);
+      ranges[j] = { thread: 0, start, end: clock() };
     }
   }
   await Promise.all(remote);
-  return results;
+  return { results, ranges };
 }
 
 /**
@@ -326,6 +341,8 @@ async function build(
   }
   const vocab = await readVocabFile(vocabPath, "uer");
   const scan = await scanCorpus(cfg.corpusPath, bytes, pool, cfg.scanPieceBytes);
+  const clock = () => (performance.now() - t0) / 1000;
+  const scanned = clock();
   if (scan.bytes === 0) {
     throw new TypeError(
       `Cannot read corpus "${cfg.corpusPath}": file is empty\n  hint: pass a text corpus, one sentence per line`,
@@ -377,10 +394,10 @@ async function build(
     }
     const totalLines = jobs.reduce((s, j) => s + Math.max(j.lineEnd, j.lineStart + 1) - j.lineStart, 0) * dupFactor;
     let done = 0;
-    const results = await runJobs(jobs, inThread, vocab, cfg.doLowerCase, pool, (n) => {
+    const { results, ranges } = await runJobs(jobs, inThread, vocab, cfg.doLowerCase, pool, (n) => {
       done += n;
       onProgress?.({ lines: done, totalLines });
-    });
+    }, clock);
     const count = results.reduce((s, r) => s + r.count, 0);
     const replaced = results.reduce((s, r) => s + r.replacedLines, 0);
     const attrs: DatasetAttributes = {
@@ -432,7 +449,8 @@ async function build(
       parts: jobs.length,
       corpusLines: scan.newlines,
       replacedLines: replaced,
-      seconds: (performance.now() - t0) / 1000,
+      seconds: clock(),
+      timeline: { threads: pool.workers.length + (inThread ? 1 : 0), scanned, ranges },
     };
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
