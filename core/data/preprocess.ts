@@ -61,6 +61,8 @@ export interface PreprocessConfig {
   threads?: number;
   /** Bytes per corpus scan piece, instead of SCAN_PIECE_BYTES (tests). */
   scanPieceBytes?: number;
+  /** Largest range (bytes) whose token ids are kept between passes, instead of `tokenCacheLimit` (tests). */
+  tokenCacheBytes?: number;
 }
 
 /** Progress of a run: lines processed over all passes and workers. */
@@ -88,6 +90,23 @@ export interface PreprocessSummary {
 
 /** Corpus bytes per preprocessing thread (see `threadCount`). */
 export const MIN_BYTES_PER_THREAD = 4 << 20;
+
+/**
+ * Corpus bytes a range may have and still keep its token ids in memory between the dup_factor passes
+ * (instead of reading and tokenizing again, as UER-py does every pass): half the available memory
+ * shared by the threads, at about 1.6 bytes of ids per corpus byte; at least 64 MiB.
+ */
+export function tokenCacheLimit(threads: number, available = availableMemory()): number {
+  return Math.max(64 << 20, Math.floor(available / 2 / threads / 1.6));
+}
+
+function availableMemory(): number {
+  try {
+    return Deno.systemMemoryInfo().available;
+  } catch {
+    return 0; // unknown: the 64 MiB floor
+  }
+}
 
 /** Parses `--shard K/N` (0 ≤ K < N). */
 export function parseShard(text: string): { index: number; count: number } {
@@ -365,6 +384,7 @@ async function build(
   await Deno.mkdir(`${tmp}/parts`, { recursive: true });
   try {
     const jobs: RangeJob[] = [];
+    const cacheMaxBytes = cfg.tokenCacheBytes ?? tokenCacheLimit(pool.workers.length + (inThread ? 1 : 0));
     const starts = await Promise.all(mine.map(([start]) => offsetOfLine(cfg.corpusPath, scan, start)));
     for (let i = 0; i < mine.length; i++) {
       const [start, end] = mine[i];
@@ -390,6 +410,7 @@ async function build(
         dupFactor,
         encodingErrors: cfg.encodingErrors,
         layout,
+        cacheMaxBytes,
       });
     }
     const totalLines = jobs.reduce((s, j) => s + Math.max(j.lineEnd, j.lineStart + 1) - j.lineStart, 0) * dupFactor;

@@ -7,6 +7,7 @@ import {
   type PreprocessConfig,
   preprocessCorpus,
   threadCount,
+  tokenCacheLimit,
 } from "./preprocess.ts";
 import { openDataset } from "./dataset_zarr.ts";
 import { refJsonl, refPath } from "../../tests/reference.ts";
@@ -145,20 +146,25 @@ Deno.test("threadCount() puts UER-py's ranges on one thread per 4 MiB and core; 
   assert.equal(threadCount(32, 14e9, 2), 2);
   assert.equal(threadCount(3, 0), 1);
   assert.deepEqual(largestFirst([5, 9, 5, 1, 9]), [1, 4, 0, 2, 3]);
+  assert.equal(tokenCacheLimit(16, 128e9), Math.floor(128e9 / 2 / 16 / 1.6)); // 2.5 GB ranges on a 128 GB box
+  assert.equal(tokenCacheLimit(2, 0), 64 << 20); // memory unknown
 });
 
-Deno.test("preprocessCorpus() gives the same dataset however the ranges and the scan are spread over threads", async () => {
+Deno.test("preprocessCorpus() gives the same dataset however ranges and scan are spread, with or without the id cache", async () => {
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
   const base = { processesNum: 3, dupFactor: 2 };
   await preprocessCorpus(config(corpus, `${tmp}/t1`, base)); // one thread runs the 3 ranges
   // This thread and a worker take the 3 ranges as they free up; both scan the corpus in 1 kB pieces.
   await preprocessCorpus(config(corpus, `${tmp}/t2`, { ...base, threads: 2, scanPieceBytes: 1000 }));
   await preprocessCorpus(config(corpus, `${tmp}/t3`, { ...base, threads: 2, forceWorkers: true, scanPieceBytes: 999 }));
-  const [a, b, c] = await Promise.all(["t1", "t2", "t3"].map((d) => readAll(`${tmp}/${d}`)));
+  // No range keeps its token ids: the second pass reads and tokenizes again.
+  await preprocessCorpus(config(corpus, `${tmp}/t4`, { ...base, tokenCacheBytes: 0 }));
+  const [a, b, c, d] = await Promise.all(["t1", "t2", "t3", "t4"].map((t) => readAll(`${tmp}/${t}`)));
   assert.deepEqual(a.ds.attrs.parts.map((p) => p.lines), lineRanges(240, 3));
   assert.ok(a.out.length > 0);
   assert.deepEqual(b.out, a.out);
   assert.deepEqual(c.out, a.out);
+  assert.deepEqual(d.out, a.out);
   assert.deepEqual(b.ds.attrs.parts, a.ds.attrs.parts);
 });
 

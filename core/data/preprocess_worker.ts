@@ -37,6 +37,8 @@ export interface RangeJob {
   dupFactor: number;
   encodingErrors: EncodingErrors;
   layout: PartLayout;
+  /** Ranges of up to this many bytes keep their token ids in memory between dup_factor passes. */
+  cacheMaxBytes: number;
   /** The parsed vocab, when the job runs in the thread that read it (not sent to workers). */
   vocab?: Vocab;
   /** A tokenizer over `vocab` made ahead of the job (not sent to workers). */
@@ -66,8 +68,6 @@ export interface RangeResult {
 }
 
 const READ_BYTES = 1 << 20;
-/** Ranges up to this size keep their token ids in memory between dup_factor passes. */
-const CACHE_MAX_BYTES = 64 << 20;
 
 /**
  * Token ids of a range's lines in one growing Int32Array: `[n, ids...]` per line, -1 for a blank line.
@@ -86,7 +86,7 @@ class TokenCache {
   add(ids: Int32Array | null): Int32Array | null {
     const n = ids ? ids.length : 0;
     if (this.size + 1 + n > this.buf.length) {
-      const next = new Int32Array(Math.max(this.buf.length * 2, this.size + 1 + n));
+      const next = new Int32Array(Math.max(Math.ceil(this.buf.length * 1.5), this.size + 1 + n));
       next.set(this.buf.subarray(0, this.size));
       this.buf = next;
     }
@@ -157,8 +157,8 @@ export async function runRange(
   // Pass 1 reads and tokenizes the corpus; later passes replay the cached ids when the range is
   // small enough, else read and tokenize again (as UER-py does every pass).
   const bytes = job.byteEnd - job.byteStart;
-  const keep = job.dupFactor > 1 && bytes <= CACHE_MAX_BYTES;
-  const cache = keep ? new TokenCache(bytes >> 1) : null;
+  const keep = job.dupFactor > 1 && bytes <= job.cacheMaxBytes;
+  const cache = keep ? new TokenCache(Math.floor(bytes / 2.5)) : null; // ~1 id per 2.5 bytes of Chinese text
   let replaced = 0;
   for (let pass = 0; pass < job.dupFactor; pass++) {
     let seen = 0;
