@@ -59,6 +59,7 @@ export async function run(opts: PreprocessOptions): Promise<void> {
   const replaced = summary.replacedLines ? `, ${summary.replacedLines} lines with invalid UTF-8 replaced` : "";
   console.log(
     `Wrote ${summary.count} instances from ${summary.corpusLines} lines (${summary.parts} part` +
-      `${summary.parts === 1 ? "" : "s"}${replaced}) to ${summary.datasetPath} in ${summary.seconds.toFixed(2)}s`,
+      `${summary.parts === 1 ? "" : "s"}${replaced}) to ${summary.datasetPath} in ${summary.seconds.toFixed(2)}s ` +
+      `on ${summary.timeline.threads} thread${summary.timeline.threads === 1 ? "" : "s"}`,
   );
 }
