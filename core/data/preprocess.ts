@@ -3,12 +3,13 @@
  * ranges (`count_lines` / processes_num, `Dataset.build_and_save` in `uer/utils/dataset.py`), runs
  * UER-py's worker on each range and assembles the zarr dataset in a temporary sibling folder that is
  * renamed to `--dataset_path` only when every part is written, so a killed run leaves nothing under
- * the final name. The ranges (and so the instances) are UER-py's whatever runs them: they are grouped
- * onto one thread per 4 MiB of corpus, at most one per range (a Worker costs ~0.2 s of CPU to start
- * and warm up); the first group runs in this thread, each other one on a Deno Worker started before
- * the corpus is scanned, and a thread runs its ranges one after the other. `--shard K/N` processes
- * the K-th of N groups of ranges into a dataset of its own (see dataset_zarr.ts for how shards
- * combine). NOT browser compatible (files, workers).
+ * the final name. The ranges (and so the instances) are UER-py's whatever runs them. They run on
+ * this thread and Deno Workers: one thread per 4 MiB of corpus, at most one per range and one per
+ * core (a Worker costs ~0.2–0.4 s of CPU to start and warm up). The Workers start first; every
+ * thread then scans pieces of the corpus (corpus_scan.ts) and takes ranges, largest first, as it
+ * frees up; each range writes its own part. `--shard K/N` processes the K-th of N groups of ranges
+ * into a dataset of its own (see dataset_zarr.ts for how shards combine). NOT browser compatible
+ * (files, workers).
  * @module
  */
 
@@ -328,9 +329,8 @@ export async function preprocessCorpus(
     );
   }
   const vocabPath = cfg.vocabPath!;
-  // The ranges run on one thread per MIN_BYTES_PER_THREAD of corpus (a Worker costs ~0.2 s of CPU to
-  // start and warm up), the first group in this thread unless forceWorkers.
-  // Start the workers now, so their start-up overlaps the vocab parse and the corpus scan.
+  // One thread per MIN_BYTES_PER_THREAD of corpus, range and core; this one too unless forceWorkers.
+  // The workers start now, so their start-up overlaps the vocab parse and the first scan pieces.
   const bytes = await corpusSize(cfg.corpusPath);
   const threads = Math.min(cfg.processesNum, cfg.threads ?? threadCount(cfg.processesNum, bytes / (shard?.count ?? 1)));
   const inThread = !cfg.forceWorkers;

@@ -3,9 +3,9 @@
  * `BertTokenizer`), builds ALBERT instances and streams them into its own dataset part — UER-py's
  * `AlbertDataset.worker(proc_id, start, end)` (`uer/utils/dataset.py`), re-seeded with the same seed
  * in every worker and reading the range `dup_factor` times. Runs in the calling thread
- * (`runRange`) or as a Deno Worker (this module is the worker's entry: it answers one `RangeJob`
- * message with progress messages and a result). NOT browser compatible: reads files (Deno), loads
- * jieba (native) for whole-word masking.
+ * (`runRange`) or as a Deno Worker (this module is the worker's entry: after `init` it answers
+ * corpus scan pieces with their scan and `RangeJob`s with progress messages and a result). NOT
+ * browser compatible: reads files (Deno), loads jieba (native) for whole-word masking.
  * @module
  */
 
