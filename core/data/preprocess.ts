@@ -187,15 +187,34 @@ async function corpusSize(path: string): Promise<number> {
 async function scanCorpus(path: string, bytes: number, pool: WorkerPool, pieceBytes?: number): Promise<CorpusScan> {
   const pieces = scanPieces(bytes, pieceBytes);
   const scans: PieceScan[] = new Array(pieces.length);
-  let next = 0;
-  const take = () => next < pieces.length ? next++ : -1;
-  const loops = pool.workers.map(async (_, w) => {
-    for (let i = take(); i >= 0; i = take()) scans[i] = await pool.scan(w, path, pieces[i][0], pieces[i][1]);
-  });
-  for (const l of loops) l.catch(() => {}); // awaited below
-  for (let i = take(); i >= 0; i = take()) scans[i] = await scanPiece(path, pieces[i][0], pieces[i][1]);
-  await Promise.all(loops);
+  await shareOut(
+    pieces.map((_, i) => i),
+    pool.workers.length,
+    async (w, i) => void (scans[i] = await pool.scan(w, path, pieces[i][0], pieces[i][1])),
+    async (i) => void (scans[i] = await scanPiece(path, pieces[i][0], pieces[i][1])),
+  );
   return combineScans(scans);
+}
+
+/**
+ * Hands the items of `order` out one at a time to whichever thread is free: worker `w` through
+ * `remote(w, i)`, this thread through `local(i)` when given.
+ */
+async function shareOut(
+  order: number[],
+  workers: number,
+  remote: (w: number, i: number) => Promise<void>,
+  local?: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const take = () => next < order.length ? order[next++] : -1;
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = take(); i >= 0; i = take()) await remote(w, i);
+  });
+  // Rejections are awaited below; keep an early one from being reported as unhandled meanwhile.
+  for (const l of loops) l.catch(() => {});
+  if (local) { for (let i = take(); i >= 0; i = take()) await local(i); }
+  await Promise.all(loops);
 }
 
 /** Deno Workers started ahead of their jobs (module load and tokenizer setup overlap the scan). */
@@ -284,27 +303,24 @@ async function runJobs(
 ): Promise<{ results: RangeResult[]; ranges: PreprocessSummary["timeline"]["ranges"] }> {
   const results: RangeResult[] = new Array(jobs.length);
   const ranges: PreprocessSummary["timeline"]["ranges"] = new Array(jobs.length);
-  const order = largestFirst(jobs.map((j) => j.byteEnd - j.byteStart));
-  let next = 0;
-  const take = () => next < order.length ? order[next++] : -1;
-  const remote = pool.workers.map(async (_, w) => {
-    for (let j = take(); j >= 0; j = take()) {
+  const tokenizer = inThread ? new BertTokenizer(vocab, { mode: "uer", doLowerCase }) : null;
+  const yieldToEvents = pool.workers.length > 0;
+  await shareOut(
+    largestFirst(jobs.map((j) => j.byteEnd - j.byteStart)),
+    pool.workers.length,
+    async (w, j) => {
       const start = clock();
       results[j] = await pool.run(w, jobs[j], onLines);
       ranges[j] = { thread: w + 1, start, end: clock() };
-    }
-  });
-  // Rejections are awaited below; keep an early one from being reported as unhandled meanwhile.
-  for (const r of remote) r.catch(() => {});
-  if (inThread) {
-    const tokenizer = new BertTokenizer(vocab, { mode: "uer", doLowerCase });
-    for (let j = take(); j >= 0; j = take()) {
-      const start = clock();
-      results[j] = await runRange({ ...jobs[j], vocab, tokenizer }, onLines, remote.length > 0);
-      ranges[j] = { thread: 0, start, end: clock() };
-    }
-  }
-  await Promise.all(remote);
+    },
+    tokenizer
+      ? async (j) => {
+        const start = clock();
+        results[j] = await runRange({ ...jobs[j], vocab, tokenizer }, onLines, yieldToEvents);
+        ranges[j] = { thread: 0, start, end: clock() };
+      }
+      : undefined,
+  );
   return { results, ranges };
 }
 
