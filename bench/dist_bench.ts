@@ -11,11 +11,11 @@
  * of the machine; gradients travel through host memory for the MPI all-reduce, which stays on the CPU).
  * @module
  */
-import { isRoot, mpirunArgv } from "../core/dist/launch.ts";
+import { isRoot, mpirunArgv } from "../core/parallel/launch.ts";
 import { ALBERT_BASE } from "../core/config.ts";
 import { paramShapes } from "../core/train/training_graph.ts";
 
-const PROBE = new URL("../core/dist/rank_probe.ts", import.meta.url).pathname;
+const PROBE = new URL("../core/parallel/rank_probe.ts", import.meta.url).pathname;
 const VOCAB = 21128;
 
 interface StepOut {

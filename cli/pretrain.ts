@@ -14,7 +14,7 @@
  * without moments, or one made for another dataset/batch — e.g. stage 2 at seq 512 from a seq 128
  * checkpoint) starts a new run at step 0 from those weights, and says so.
  *
- * Data parallel (core/dist, UER-py's DDP): `--world_size N` without `mpirun` re-runs this command as N
+ * Data parallel (core/parallel, UER-py's DDP): `--world_size N` without `mpirun` re-runs this command as N
  * ranks under `mpirun`; under `mpirun` each process is one rank: instance i goes to rank i mod N, the
  * gradients are averaged over the ranks between the gradient and update graphs, rank 0 alone prints,
  * writes metrics and checkpoints (with every rank's loader position), and reports cover all ranks.
@@ -57,7 +57,7 @@ import {
   type RankDevice,
   startDistributed,
   syncParams,
-} from "../core/dist/mod.ts";
+} from "../core/parallel/mod.ts";
 
 /** What must match for a checkpoint to resume rather than start a new run. */
 interface RunIdentity {
@@ -201,7 +201,7 @@ function duration(s: number): string {
 /** Runs `pretrain`. */
 export async function run(opts: PretrainOptions): Promise<void> {
   checkFlags(opts);
-  // Data parallel (core/dist): outside mpirun, --world_size N > 1 re-runs this command as N ranks under
+  // Data parallel (core/parallel): outside mpirun, --world_size N > 1 re-runs this command as N ranks under
   // mpirun and waits; under mpirun (or with one rank) this process trains as its rank.
   const dist = await startDistributed({ worldSize: opts.worldSize, gpuRanks: opts.gpuRanks, device: opts.device });
   if (dist.kind === "launched") {

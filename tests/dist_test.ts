@@ -5,11 +5,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { isRoot, launchRanks, mpirunArgv } from "../core/dist/launch.ts";
+import { isRoot, launchRanks, mpirunArgv } from "../core/parallel/launch.ts";
 import { readCheckpoint } from "../core/checkpoint/zarr.ts";
 import { cliOk } from "./_pretrain_cli.ts";
 
-const PROBE = new URL("../core/dist/rank_probe.ts", import.meta.url).pathname;
+const PROBE = new URL("../core/parallel/rank_probe.ts", import.meta.url).pathname;
 
 function probeArgv(mode: string, ...args: string[]): string[] {
   return [Deno.execPath(), "run", "-A", PROBE, mode, ...args];

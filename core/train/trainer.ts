@@ -78,7 +78,7 @@ export interface TrainerOptions {
   /** Where `auto` reports its device choice (default console.error). */
   log?: (line: string) => void;
   /**
-   * Data-parallel runs (core/dist `gradientAverager`): averages the window's gradients over the ranks.
+   * Data-parallel runs (core/parallel `gradientAverager`): averages the window's gradients over the ranks.
    * When set, the window's last micro-step runs the `grad` graph, hands its gradients (host tensors,
    * UER names) to this hook and applies AdamW with the `update` graph to what the hook returns, so
    * every rank applies the same update.
