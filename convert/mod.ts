@@ -11,11 +11,20 @@ import type { Tensor } from "../core/tensor.ts";
 import { exists } from "../core/io/atomic.ts";
 import { isHfFolder, readHfFolder, readStateDictFile } from "./hf_folder.ts";
 import { type LazyWeights, readStateDictLazy } from "./files.ts";
-import { hfConfigToUer, hfToUer, nameTable, uerParamNames, upgradeUerNames } from "./names.ts";
+import {
+  type Head,
+  headsOf,
+  hfConfigToUer,
+  hfToUer,
+  labelsNumOf,
+  nameTable,
+  uerParamNames,
+  upgradeUerNames,
+} from "./names.ts";
 
 export { readTorchBin, readTorchStateDict, writeTorchBin } from "./torch_bin.ts";
 export { readSafetensors, writeSafetensors } from "./safetensors.ts";
-export { hfConfigToUer, hfToUer, uerConfigToHf, uerToHf } from "./names.ts";
+export { type Head, headsOf, hfConfigToUer, hfToUer, uerConfigToHf, uerToHf } from "./names.ts";
 export { readHfFolder, writeHfFolder } from "./hf_folder.ts";
 
 /** Model formats. */
@@ -27,6 +36,8 @@ export interface LoadedModel {
   /** UER names, UER-py `state_dict()` order. */
   params: Map<string, Tensor>;
   config: AlbertConfig;
+  /** The heads the weights hold (the backbone is always complete). */
+  heads: Head[];
   /** LayerNorm kind: HF checkpoints use the standard LayerNorm, UER ones UER-py's. */
   semantics: "uer" | "hf";
   /** HF `layer_norm_eps` for "hf"; 1e-6 (added to the std) for "uer". */
@@ -145,6 +156,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       format: "zarr",
       params: c.params,
       config: c.config,
+      heads: headsOf(c.params.keys()),
       semantics: "uer",
       layerNormEps: 1e-6,
       step: c.step,
@@ -202,7 +214,7 @@ async function loadStateDict(
   const config = await uerConfigFor(path, opts.configPath);
   const params = checkUer(upgradeUerNames(raw, path), config, path);
   config.vocab_size = params.get("embedding.word.embedding.weight")!.shape[0];
-  return { format: "uer", params, config, semantics: "uer", layerNormEps: 1e-6, lazy };
+  return { format: "uer", params, config, heads: headsOf(params.keys()), semantics: "uer", layerNormEps: 1e-6, lazy };
 }
 
 function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?: string): LoadedModel {
@@ -210,6 +222,7 @@ function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?:
     format: "hf",
     params,
     config,
+    heads: headsOf(params.keys()),
     semantics: "hf",
     layerNormEps: config.layer_norm_eps ?? 1e-12,
     vocabPath,
@@ -217,8 +230,8 @@ function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?:
 }
 
 /**
- * Checks a UER state dict against the table for `cfg` (every name known, none missing, shapes
- * right) and returns it in UER-py order.
+ * Checks a UER state dict against the table for `cfg` and the heads its names hold (the backbone
+ * complete, each head whole, every name known, shapes right) and returns it in UER-py order.
  */
 export function checkUer(params: Map<string, Tensor>, cfg: AlbertConfig, source: string): Map<string, Tensor> {
   const word = params.get("embedding.word.embedding.weight");
@@ -227,7 +240,8 @@ export function checkUer(params: Map<string, Tensor>, cfg: AlbertConfig, source:
       `Cannot load UER model "${source}": "embedding.word.embedding.weight" is missing\n  hint: is this an ALBERT checkpoint?`,
     );
   }
-  const rows = nameTable(cfg, word.shape[0]).filter((r) => r.uer !== "");
+  const heads = headsOf(params.keys());
+  const rows = nameTable(cfg, word.shape[0], { heads, labelsNum: labelsNumOf(params) }).filter((r) => r.uer !== "");
   const known = new Set(rows.map((r) => r.uer));
   const extra = [...params.keys()].filter((k) => !known.has(k));
   const missing = rows.filter((r) => !params.has(r.uer)).map((r) => r.uer);
@@ -251,6 +265,51 @@ export function checkUer(params: Map<string, Tensor>, cfg: AlbertConfig, source:
       );
     }
   }
-  for (const n of uerParamNames(cfg)) out.set(n, params.get(n)!); // UER-py order
+  for (const n of uerParamNames(cfg, heads)) out.set(n, params.get(n)!); // UER-py order
   return out;
+}
+
+/** What the tasks that run on a model need of its heads. */
+export type ModelTask = "fill-mask" | "feature-extraction" | "text-classification" | "sentence-order";
+
+const TASK_HEADS: Record<ModelTask, { heads: Head[]; name: string; hint: string }> = {
+  "fill-mask": {
+    heads: ["mlm"],
+    name: "MLM head",
+    hint:
+      "use a model saved with its MLM head (AlbertForMaskedLM / AlbertForPreTraining), or --task feature-extraction",
+  },
+  "feature-extraction": { heads: [], name: "", hint: "" },
+  "text-classification": {
+    heads: ["classifier"],
+    name: "classification head",
+    hint: "use a fine-tuned model (AlbertForSequenceClassification / UER-py run_classifier.py output)",
+  },
+  "sentence-order": {
+    heads: ["pooler", "sop"],
+    name: "pooler and SOP head",
+    hint: "use an AlbertForPreTraining folder or a UER pretrain checkpoint",
+  },
+};
+
+/**
+ * Throws unless `m` holds the heads `task` needs; the error names the task and the missing weights
+ * (HF names for HF models, UER names else).
+ *
+ * @example
+ * ```ts
+ * requireTask(await loadModel("hf_mlm_folder"), "fill-mask", "hf_mlm_folder"); // passes
+ * ```
+ */
+export function requireTask(m: LoadedModel, task: ModelTask, source: string): void {
+  const need = TASK_HEADS[task];
+  const lacking = need.heads.filter((h) => !m.heads.includes(h));
+  if (lacking.length === 0) return;
+  const rows = nameTable(m.config, m.config.vocab_size ?? 1, { heads: need.heads })
+    .filter((r) => r.head !== null && lacking.includes(r.head));
+  const names = rows.map((r) => (m.format === "hf" ? r.hf[0] : r.uer));
+  const shown = names.slice(0, 4).map((n) => `"${n}"`).join(", ") + (names.length > 4 ? `, … (${names.length})` : "");
+  throw new TypeError(
+    `Cannot run ${task} with "${source}": the model has no ${need.name} (missing ${shown})\n  hint: ${need.hint}`,
+  );
 }

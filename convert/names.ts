@@ -1,10 +1,21 @@
 /**
  * The one UER ↔ HF table: every parameter of an ALBERT state dict under its UER-py name and its
- * `transformers` AlbertForPreTraining name, read in both directions, with the two transforms
- * (UER's 3-row segment table loses / regains its padding row 0; `target.mlm.linear_2.bias` is both
- * `predictions.bias` and `predictions.decoder.bias`), plus the config mapping. Mirrors UER-py's
+ * `transformers` name, read in both directions, with the two transforms (UER's 3-row segment table
+ * loses / regains its padding row 0; `target.mlm.linear_2.bias` is both `predictions.bias` and
+ * `predictions.decoder.bias`), plus the config mapping. Mirrors UER-py's
  * `scripts/convert_albert_from_uer_to_huggingface.py` and `..._from_huggingface_to_uer.py`, but every
  * source tensor must be used, every target produced and every shape match — leftovers are errors.
+ *
+ * The backbone (embeddings + encoder) is always there; the heads are groups of rows a model has or
+ * lacks as a whole, one per HF class `save_pretrained` writes:
+ * ```
+ * head        UER (pretrain.py / run_classifier.py)      HF                         in HF classes
+ * mlm         target.mlm.*                               predictions.*              ForMaskedLM, ForPreTraining
+ * pooler      target.sp.linear_1                         albert.pooler              AlbertModel, ForPreTraining
+ * sop         target.sp.linear_2                         sop_classifier.classifier  ForPreTraining
+ * classifier  output_layer_1, output_layer_2             albert.pooler, classifier  ForSequenceClassification
+ * ```
+ * (`AlbertModel` saved on its own has no `albert.` prefix; `hfToUer` adds it.)
  * Browser compatible: no Deno APIs.
  * @module
  */
@@ -24,6 +35,37 @@ export interface NameRow {
   toUer: Transform;
   /** Expected UER shape. */
   shape: number[];
+  /** The head the row belongs to; null for the backbone (embeddings, encoder). */
+  head: Head | null;
+}
+
+/** A group of head parameters a model has or lacks as a whole (see the module's table). */
+export type Head = "mlm" | "pooler" | "sop" | "classifier";
+
+/** What UER-py's `pretrain.py --target albert` model holds (and AlbertForPreTraining). */
+export const PRETRAINING_HEADS: readonly Head[] = ["mlm", "pooler", "sop"];
+
+/** Which heads a table covers (default: `PRETRAINING_HEADS`). */
+export interface TableOptions {
+  heads?: readonly Head[];
+  /** Rows of the classifier's output layer (`output_layer_2` / `classifier`); default 2. */
+  labelsNum?: number;
+}
+
+/** The heads in table order. */
+const HEAD_ORDER: readonly Head[] = ["pooler", "sop", "classifier", "mlm"];
+
+function checkHeads(heads: readonly Head[]): void {
+  if (heads.includes("classifier") && (heads.includes("pooler") || heads.includes("sop"))) {
+    throw new TypeError(
+      `Cannot build the name table: heads "classifier" and "${
+        heads.includes("sop") ? "sop" : "pooler"
+      }" both use albert.pooler`,
+    );
+  }
+  if (heads.includes("sop") && !heads.includes("pooler")) {
+    throw new TypeError(`Cannot build the name table: head "sop" needs "pooler"`);
+  }
 }
 
 const LAYER_ROWS: [string, string, "w" | "b" | "ln"][] = [
@@ -61,17 +103,21 @@ function layerPrefixes(cfg: AlbertConfig): [string, string][] {
 }
 
 /**
- * The table for a config, in HF order (the order of UER-py's converter output).
+ * The table for a config and a set of heads, in HF order (the order of UER-py's converter output).
  *
  * @example
  * ```ts
  * const rows = nameTable(cfg, 21128);
  * rows[0]; // { uer: "embedding.word.embedding.weight", hf: ["albert.embeddings.word_embeddings.weight"], ... }
+ * nameTable(cfg, 21128, { heads: ["classifier"], labelsNum: 3 }).at(-1)!.hf; // ["classifier.bias"]
  * ```
  */
-export function nameTable(cfg: AlbertConfig, vocabSize: number): NameRow[] {
+export function nameTable(cfg: AlbertConfig, vocabSize: number, opts: TableOptions = {}): NameRow[] {
   const E = cfg.emb_size, H = cfg.hidden_size, F = cfg.feedforward_size, V = vocabSize, L = cfg.max_seq_length;
+  const heads = opts.heads ?? PRETRAINING_HEADS;
+  checkHeads(heads);
   const rows: NameRow[] = [];
+  let head: Head | null = null;
   const row = (uer: string, hf: string | string[], shape: number[], toHf: Transform = "none", toUer = toHf) =>
     rows.push({
       uer,
@@ -79,6 +125,7 @@ export function nameTable(cfg: AlbertConfig, vocabSize: number): NameRow[] {
       shape,
       toHf,
       toUer: toHf === "dropRow0" ? "prependZeroRow" : toUer,
+      head,
     });
   const linear = (uer: string, hf: string, out: number, inp: number) => {
     row(`${uer}.weight`, `${hf}.weight`, [out, inp]);
@@ -96,20 +143,8 @@ export function nameTable(cfg: AlbertConfig, vocabSize: number): NameRow[] {
     linear("encoder.linear", "albert.encoder.embedding_hidden_mapping_in", H, E);
   } else {
     // UER has no projection; HF always has one: identity (E = H) and zero bias.
-    rows.push({
-      uer: "",
-      hf: ["albert.encoder.embedding_hidden_mapping_in.weight"],
-      shape: [H, E],
-      toHf: "identityIfNonFactorized",
-      toUer: "identityIfNonFactorized",
-    });
-    rows.push({
-      uer: "",
-      hf: ["albert.encoder.embedding_hidden_mapping_in.bias"],
-      shape: [H],
-      toHf: "identityIfNonFactorized",
-      toUer: "identityIfNonFactorized",
-    });
+    row("", "albert.encoder.embedding_hidden_mapping_in.weight", [H, E], "identityIfNonFactorized");
+    row("", "albert.encoder.embedding_hidden_mapping_in.bias", [H], "identityIfNonFactorized");
   }
   for (const [u, h] of layerPrefixes(cfg)) {
     for (const [un, hn, kind] of LAYER_ROWS) {
@@ -120,25 +155,63 @@ export function nameTable(cfg: AlbertConfig, vocabSize: number): NameRow[] {
       }
     }
   }
-  linear("target.sp.linear_1", "albert.pooler", H, H);
-  linear("target.sp.linear_2", "sop_classifier.classifier", 2, H);
-  linear("target.mlm.linear_1", "predictions.dense", E, H);
-  norm("target.mlm.layer_norm", "predictions.LayerNorm", E);
-  row("target.mlm.linear_2.weight", "predictions.decoder.weight", [V, E]);
-  // NOTE: one UER tensor, two HF keys (tied in HF); HF order: decoder.bias then bias.
-  row("target.mlm.linear_2.bias", ["predictions.decoder.bias", "predictions.bias"], [V]);
+  for (head of HEAD_ORDER.filter((h) => heads.includes(h))) {
+    if (head === "pooler") linear("target.sp.linear_1", "albert.pooler", H, H);
+    else if (head === "sop") linear("target.sp.linear_2", "sop_classifier.classifier", 2, H);
+    else if (head === "classifier") {
+      // UER-py run_classifier.py: output_layer_1 (tanh, pooling "first") is HF's pooler.
+      linear("output_layer_1", "albert.pooler", H, H);
+      linear("output_layer_2", "classifier", opts.labelsNum ?? 2, H);
+    } else {
+      linear("target.mlm.linear_1", "predictions.dense", E, H);
+      norm("target.mlm.layer_norm", "predictions.LayerNorm", E);
+      row("target.mlm.linear_2.weight", "predictions.decoder.weight", [V, E]);
+      // NOTE: one UER tensor, two HF keys (tied in HF); HF order: decoder.bias then bias.
+      row("target.mlm.linear_2.bias", ["predictions.decoder.bias", "predictions.bias"], [V]);
+    }
+  }
   return rows;
 }
 
 /**
- * UER-py's parameter names in its `state_dict()` order for a config.
+ * The heads a state dict's names hold (UER or HF names), in table order. A head counts when any of
+ * its names is present; a partly present head then fails the table check naming what is missing.
+ *
+ * @example
+ * ```ts
+ * headsOf(["albert.embeddings.word_embeddings.weight", "predictions.bias"]); // ["mlm"]
+ * ```
+ */
+export function headsOf(names: Iterable<string>): Head[] {
+  const found = new Set<Head>();
+  for (const n of names) {
+    if (n.startsWith("target.mlm.") || n.startsWith("predictions.")) found.add("mlm");
+    else if (n.startsWith("target.sp.linear_1.")) found.add("pooler");
+    else if (n.startsWith("target.sp.linear_2.") || n.startsWith("sop_classifier.")) found.add("sop");
+    else if (n.startsWith("output_layer_") || n.startsWith("classifier.")) found.add("classifier");
+    else if (n.startsWith("albert.pooler.") || n.startsWith("pooler.")) found.add("pooler");
+  }
+  if (found.has("classifier")) found.delete("pooler"); // HF: albert.pooler is the classifier's output_layer_1
+  if (found.has("sop")) found.add("pooler"); // its input; missing if absent
+  return HEAD_ORDER.filter((h) => found.has(h));
+}
+
+/** The classifier's label count from `output_layer_2.weight` / `classifier.weight` (rows), if present. */
+export function labelsNumOf(params: Map<string, { shape: readonly number[] }>): number | undefined {
+  return (params.get("output_layer_2.weight") ?? params.get("classifier.weight"))?.shape[0];
+}
+
+/**
+ * UER-py's parameter names in its `state_dict()` order for a config and heads (default: the
+ * pretraining model's).
  *
  * @example
  * ```ts
  * uerParamNames(cfg)[0]; // "embedding.layer_norm.gamma"
  * ```
  */
-export function uerParamNames(cfg: AlbertConfig): string[] {
+export function uerParamNames(cfg: AlbertConfig, heads: readonly Head[] = PRETRAINING_HEADS): string[] {
+  checkHeads(heads);
   const names = [
     "embedding.layer_norm.gamma",
     "embedding.layer_norm.beta",
@@ -153,12 +226,16 @@ export function uerParamNames(cfg: AlbertConfig): string[] {
       names.push(`${u}${m}.${a}`, `${u}${m}.${b}`);
     }
   }
-  for (const m of ["target.mlm.linear_1", "target.mlm.layer_norm", "target.mlm.linear_2"]) {
-    const [a, b] = m.endsWith("layer_norm") ? ["gamma", "beta"] : ["weight", "bias"];
-    names.push(`${m}.${a}`, `${m}.${b}`);
-  }
-  names.push("target.sp.linear_1.weight", "target.sp.linear_1.bias", "target.sp.linear_2.weight");
-  names.push("target.sp.linear_2.bias");
+  const linears = (...ms: string[]) => {
+    for (const m of ms) {
+      const [a, b] = m.endsWith("layer_norm") ? ["gamma", "beta"] : ["weight", "bias"];
+      names.push(`${m}.${a}`, `${m}.${b}`);
+    }
+  };
+  if (heads.includes("mlm")) linears("target.mlm.linear_1", "target.mlm.layer_norm", "target.mlm.linear_2");
+  if (heads.includes("pooler")) linears("target.sp.linear_1");
+  if (heads.includes("sop")) linears("target.sp.linear_2");
+  if (heads.includes("classifier")) linears("output_layer_1", "output_layer_2");
   return names;
 }
 
@@ -285,7 +362,8 @@ function vocabOf(map: Map<string, Tensor>, name: string, source: string): number
 }
 
 /**
- * UER state dict → HF state dict (AlbertForPreTraining names, HF order). The segment table loses
+ * UER state dict → HF state dict (HF names, HF order; the heads are those the names hold unless
+ * `opts.heads` says). The segment table loses
  * row 0 (as a view of the same storage, like UER-py's converter); the MLM bias appears under both
  * HF keys as one tensor (one shared storage when written to a `.bin`).
  *
@@ -294,9 +372,17 @@ function vocabOf(map: Map<string, Tensor>, name: string, source: string): number
  * const hf = uerToHf(uerParams, cfg, "uer_model.bin");
  * ```
  */
-export function uerToHf(params: Map<string, Tensor>, cfg: AlbertConfig, source = "model"): Map<string, TorchTensor> {
+export function uerToHf(
+  params: Map<string, Tensor>,
+  cfg: AlbertConfig,
+  source = "model",
+  opts: TableOptions = {},
+): Map<string, TorchTensor> {
   const src = upgradeUerNames(params, source);
-  const rows = nameTable(cfg, vocabOf(src, "embedding.word.embedding.weight", source));
+  const rows = nameTable(cfg, vocabOf(src, "embedding.word.embedding.weight", source), {
+    heads: opts.heads ?? headsOf(src.keys()),
+    labelsNum: opts.labelsNum ?? labelsNumOf(src),
+  });
   const used = new Set<string>();
   const missing: string[] = [];
   const out = new Map<string, TorchTensor>();
@@ -343,8 +429,8 @@ export function uerToHf(params: Map<string, Tensor>, cfg: AlbertConfig, source =
 }
 
 /**
- * HF state dict → UER state dict (UER-py's `state_dict()` order). The segment table gains a zero
- * row 0; `predictions.bias` and `predictions.decoder.bias` must agree bit for bit (either may be
+ * HF state dict → UER state dict (UER-py's `state_dict()` order) of the heads the names hold (an
+ * `AlbertModel` file without the `albert.` prefix gets it). The segment table gains a zero row 0; `predictions.bias` and `predictions.decoder.bias` must agree bit for bit (either may be
  * absent, as HF's safetensors writer drops tied duplicates); `predictions.decoder.weight` may be
  * absent only when the config ties it to the word embeddings.
  *
@@ -357,14 +443,18 @@ export function hfToUer(
   params: Map<string, Tensor>,
   cfg: AlbertConfig,
   source = "model",
-  opts: { tieWordEmbeddings?: boolean } = {},
+  opts: { tieWordEmbeddings?: boolean } & TableOptions = {},
 ): Map<string, Tensor> {
-  const src = new Map(params);
-  // Some HF checkpoints carry AlbertModel names without the "albert." prefix, or extra buffers.
+  const src = withAlbertPrefix(params);
+  // Some HF checkpoints carry buffers (position_ids) beside the parameters.
   for (const k of [...src.keys()]) {
     if (k.endsWith("embeddings.position_ids")) src.delete(k);
   }
-  const rows = nameTable(cfg, vocabOf(src, "albert.embeddings.word_embeddings.weight", source));
+  const heads = opts.heads ?? headsOf(src.keys());
+  const rows = nameTable(cfg, vocabOf(src, "albert.embeddings.word_embeddings.weight", source), {
+    heads,
+    labelsNum: opts.labelsNum ?? labelsNumOf(src),
+  });
   const used = new Set<string>();
   const missing: string[] = [];
   const byName = new Map<string, Tensor>();
@@ -430,8 +520,18 @@ export function hfToUer(
     throw leftoverError(source, "has parameters the ALBERT table does not know:", extra, "check config.json");
   }
   const out = new Map<string, Tensor>();
-  for (const n of uerParamNames(cfg)) out.set(n, byName.get(n)!);
+  for (const n of uerParamNames(cfg, heads)) out.set(n, byName.get(n)!);
   return out;
+}
+
+/** `AlbertModel.save_pretrained` names (`embeddings.*`, `encoder.*`, `pooler.*`) with the `albert.` prefix. */
+function withAlbertPrefix<T>(params: Map<string, T>): Map<string, T> {
+  const keys = [...params.keys()];
+  if (keys.some((k) => k.startsWith("albert.")) || !keys.some((k) => k.startsWith("embeddings."))) {
+    return new Map(params);
+  }
+  const base = ["embeddings.", "encoder.", "pooler."];
+  return new Map([...params].map(([k, v]) => [base.some((b) => k.startsWith(b)) ? `albert.${k}` : k, v]));
 }
 
 const HF_ACT: Record<string, HiddenAct> = { gelu: "gelu", gelu_new: "gelu_fast", relu: "relu" };

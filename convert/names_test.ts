@@ -3,6 +3,7 @@ import { ALBERT_BASE, type AlbertConfig, validateConfig } from "../core/config.t
 import type { Tensor } from "../core/tensor.ts";
 import { refJson, refPath } from "../tests/reference.ts";
 import {
+  headsOf,
   hfConfigToUer,
   hfToUer,
   nameTable,
@@ -167,4 +168,79 @@ Deno.test("hfConfigToUer() and uerConfigToHf() map sizes, eps and activations bo
   assert.throws(() => hfConfigToUer({ ...hf, hidden_act: "silu" }, "c.json"), /"c.json": hidden_act "silu"/);
   assert.throws(() => hfConfigToUer({ ...hf, inner_group_num: 2 }, "c.json"), /inner_group_num 2/);
   assert.throws(() => hfConfigToUer({ ...hf, model_type: "bert" }, "c.json"), /model_type is "bert"/);
+});
+
+/** The HF state dict `save_pretrained` writes for each ALBERT class (names as transformers' modules). */
+function hfClassDict(cls: string, cfg: AlbertConfig, vocab: number): Map<string, Tensor> {
+  const full = uerToHf(randomUerParams(cfg, vocab, 3), cfg);
+  const out = new Map<string, Tensor>();
+  for (const [k, v] of full) {
+    if (k.startsWith("albert.pooler.") && cls === "AlbertForMaskedLM") continue;
+    if (k.startsWith("predictions.") && (cls === "AlbertModel" || cls === "AlbertForSequenceClassification")) continue;
+    if (k.startsWith("sop_classifier.") && cls !== "AlbertForPreTraining") continue;
+    out.set(cls === "AlbertModel" ? k.replace(/^albert\./, "") : k, v);
+  }
+  if (cls === "AlbertForSequenceClassification") {
+    out.set("classifier.weight", {
+      dtype: "F32",
+      shape: [3, cfg.hidden_size],
+      data: new Float32Array(3 * cfg.hidden_size),
+    });
+    out.set("classifier.bias", { dtype: "F32", shape: [3], data: Float32Array.of(1, 2, 3) });
+  }
+  return out;
+}
+
+Deno.test("headsOf() tells each HF class and UER model by its names", () => {
+  const want: Record<string, string[]> = {
+    AlbertModel: ["pooler"],
+    AlbertForMaskedLM: ["mlm"],
+    AlbertForPreTraining: ["pooler", "sop", "mlm"],
+    AlbertForSequenceClassification: ["classifier"],
+  };
+  for (const [cls, heads] of Object.entries(want)) {
+    assert.deepEqual(headsOf(hfClassDict(cls, tiny, 11).keys()), heads, cls);
+  }
+  assert.deepEqual(headsOf(uerParamNames(tiny)), ["pooler", "sop", "mlm"]);
+  assert.deepEqual(headsOf(uerParamNames(tiny, ["classifier"])), ["classifier"]);
+  assert.deepEqual(headsOf(["embedding.word.embedding.weight"]), []);
+});
+
+Deno.test("hfToUer() reads every HF class's heads and uerToHf() writes the same keys back", () => {
+  for (const cls of ["AlbertModel", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertForSequenceClassification"]) {
+    const hf = hfClassDict(cls, tiny, 11);
+    const uer = hfToUer(hf, tiny, cls);
+    assert.deepEqual([...uer.keys()], uerParamNames(tiny, headsOf(hf.keys())), cls);
+    const back = uerToHf(uer, tiny, cls);
+    const want = new Map([...hf].map(([k, v]) => [cls === "AlbertModel" ? `albert.${k}` : k, v]));
+    assertSame(new Map([...back].filter(([k]) => want.has(k))), want);
+    assert.equal(back.size, want.size, cls);
+  }
+  const cls = hfToUer(hfClassDict("AlbertForSequenceClassification", tiny, 11), tiny, "c");
+  assert.deepEqual(cls.get("output_layer_2.weight")!.shape, [3, 6]); // labels from the weights
+  assert.ok(cls.has("output_layer_1.weight") && !cls.has("target.sp.linear_1.weight"));
+});
+
+Deno.test("uerToHf() maps UER-py's run_classifier model to AlbertForSequenceClassification names", async () => {
+  const cfg = validateConfig(await refJson("albert-tiny/uer_config.json"), "uer_config.json");
+  const uer = readTorchBin(
+    await Deno.readFile(refPath("albert-tiny/finetune_trace/classifier_init.bin")),
+    "classifier_init.bin",
+  );
+  const hf = uerToHf(uer, cfg, "classifier_init.bin");
+  assert.ok(sameBits(hf.get("albert.pooler.weight")!, uer.get("output_layer_1.weight")!));
+  assert.ok(sameBits(hf.get("classifier.bias")!, uer.get("output_layer_2.bias")!));
+  assert.ok(![...hf.keys()].some((k) => k.startsWith("predictions.") || k.startsWith("sop_")));
+  const seg = uer.get("embedding.seg.embedding.weight")!;
+  const zeroRow0 = (seg.data as Float32Array).slice();
+  zeroRow0.fill(0, 0, cfg.emb_size); // HF has no padding segment row
+  assertSame(hfToUer(hf, cfg), new Map(uer).set("embedding.seg.embedding.weight", { ...seg, data: zeroRow0 }));
+});
+
+Deno.test("nameTable() refuses heads that share albert.pooler, and a head missing a tensor is named", () => {
+  assert.throws(() => nameTable(tiny, 11, { heads: ["pooler", "classifier"] }), /"classifier" and "pooler"/);
+  assert.throws(() => nameTable(tiny, 11, { heads: ["sop"] }), /"sop" needs "pooler"/);
+  const hf = hfClassDict("AlbertForSequenceClassification", tiny, 11);
+  hf.delete("classifier.bias");
+  assert.throws(() => hfToUer(hf, tiny, "h.bin"), /missing HF parameter "classifier.bias"/);
 });
