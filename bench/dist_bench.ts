@@ -13,7 +13,7 @@
  */
 import { isRoot, mpirunArgv } from "../core/parallel/launch.ts";
 import { ALBERT_BASE } from "../core/config.ts";
-import { paramShapes } from "../core/train/training_graph.ts";
+import { paramShapes } from "../core/train/pretrain_task.ts";
 
 const PROBE = new URL("../core/parallel/rank_probe.ts", import.meta.url).pathname;
 const VOCAB = 21128;

@@ -16,7 +16,8 @@
  */
 import process from "node:process";
 import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
-import { type Batch, initParams, Trainer } from "../core/train/trainer.ts";
+import { initParams, Trainer } from "../core/train/trainer.ts";
+import { type Batch, paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 
 /** UER-py tokens/s on this machine class (torch 1.13 CPU, OpenBLAS, 2 threads, same shapes): reference figures. */
 export const UER_TOKENS_PER_S = { tiny: 12_700, base: 250 };
@@ -79,8 +80,8 @@ async function measure(
   steps: number,
   spinning: boolean,
 ): Promise<Figures> {
-  const params = initParams(cfg, 7);
-  const trainer = await Trainer.create({ config: cfg, params, device: "cpu", threads: 2, spinning });
+  const params = initParams(paramShapes(cfg), 7);
+  const trainer = await Trainer.create({ task: pretrainTask(cfg), params, device: "cpu", threads: 2, spinning });
   const batches = [0, 1, 2, 3].map((s) => syntheticBatch(batchSize, seqLength, cfg.vocab_size!, s));
   const rss: [number, number][] = [];
   let t = performance.now();

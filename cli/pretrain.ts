@@ -46,7 +46,7 @@ import {
   type ReportSums,
 } from "../core/train/metrics.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
-import { paramShapes } from "../core/train/training_graph.ts";
+import { paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import {
   allgatherJson,
   type Comm,
@@ -293,12 +293,12 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
     }
     checkParams(params, config, vocab.size, from);
   } else {
-    params = initParams(config, opts.seed);
+    params = initParams(paramShapes(config), opts.seed);
   }
   syncParams(comm, params); // every rank starts from rank 0's weights, as DDP does
 
   const trainer = await Trainer.create({
-    config,
+    task: pretrainTask(config),
     params,
     moments,
     device: rankDevice.device,
@@ -369,7 +369,7 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
       ? (s: StepInfo) => {
         const left = (s.totalSteps - s.step) / s.stepsPerS;
         const line = `  step ${s.step}/${s.totalSteps}  ${s.stepsPerS.toFixed(2)} steps/s  ETA ${duration(left)}` +
-          `  loss ${s.stats.loss.toFixed(3)}  lr ${s.lr.toExponential(2)}`;
+          (Number.isNaN(s.lastLoss) ? "" : `  loss ${s.lastLoss.toFixed(3)}`) + `  lr ${s.lr.toExponential(2)}`;
         Deno.stderr.writeSync(enc.encode(`\r\x1b[2K${line}`));
         progressShown = true;
       }

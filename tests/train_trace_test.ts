@@ -12,7 +12,8 @@ import { readSafetensors } from "../convert/safetensors.ts";
 import type { AlbertConfig } from "../core/config.ts";
 import { probeWebGpu } from "../core/runtime/mod.ts";
 import { makeSchedule } from "../core/train/schedule.ts";
-import { type Batch, Trainer } from "../core/train/trainer.ts";
+import { Trainer } from "../core/train/trainer.ts";
+import { type Batch, pretrainStats, pretrainTask } from "../core/train/pretrain_task.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { refPath } from "./reference.ts";
 
@@ -78,7 +79,7 @@ async function trace(name: string): Promise<Trace> {
 }
 
 /** Runs `steps` recorded steps on `device`, checking each against the trace; returns the trainer. */
-async function replay(name: string, device: "cpu" | "webgpu", steps?: number): Promise<Trainer> {
+async function replay(name: string, device: "cpu" | "webgpu", steps?: number): Promise<Trainer<Batch>> {
   const tr = await trace(name);
   const a = tr.resolved_args;
   const schedule = makeSchedule({
@@ -88,12 +89,15 @@ async function replay(name: string, device: "cpu" | "webgpu", steps?: number): P
     warmup: a.warmup,
     accumulationSteps: a.accumulation_steps,
   });
-  const trainer = await Trainer.create({ config, params: model.params, device, threads: 2 });
+  const trainer = await Trainer.create({ task: pretrainTask(config), params: model.params, device, threads: 2 });
   let worstLoss = 0, worstStat = 0, nearTies = 0;
   for (const s of tr.steps.slice(0, steps ?? tr.steps.length)) {
     const lr = schedule.lrAt(s.step);
     for (const l of s.lr) assert.ok(Math.abs(lr - l) <= 1e-12, `step ${s.step}: lr ${lr} vs UER ${l}`);
-    const st = await trainer.step(toBatch(s), lr);
+    await trainer.step(toBatch(s), lr);
+    const taken = await trainer.takeStats();
+    assert.equal(taken.steps, 1);
+    const st = pretrainStats(taken.sums);
     for (const [k, ref] of [["loss", s.loss], ["lossMlm", s.loss_mlm], ["lossSp", s.loss_sp]] as const) {
       const d = Math.abs(st[k] - ref);
       worstLoss = Math.max(worstLoss, d);

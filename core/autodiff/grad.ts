@@ -4,7 +4,8 @@
  * per-op math is the table in `rules.ts`. The walk visits only nodes on a path from a parameter to
  * the loss, adds up the gradients of a value read by several nodes (which is how the shared ALBERT
  * layer, applied `layers_num` times, gets one gradient per weight), and reduces broadcast gradients
- * back to each input's shape. Mirrors tinygrad's `compute_gradient` (and torch autograd's fan-in).
+ * back to each input's shape. A fused op (`Graph.fused`, e.g. a softmax cross-entropy) is walked as one
+ * node with its own row in the table. Mirrors tinygrad's `compute_gradient` (and torch autograd's fan-in).
  * Browser compatible: no Deno APIs.
  * @module
  */
@@ -87,6 +88,29 @@ function addAll(g: Graph, parts: Value[]): Value {
 }
 
 /**
+ * The nodes of `g` as autodiff sees them: each fused op's run of nodes (`Graph.fused`) becomes one
+ * node named after the fused op, with its inputs and outputs; the others are as they are.
+ */
+export function gradUnits(g: Graph): Node[] {
+  const out: Node[] = [];
+  let at = 0;
+  for (const f of g.fusions) {
+    for (; at < f.start; at++) out.push(g.nodes[at]);
+    out.push({
+      id: g.nodes[f.start].id,
+      op: f.op,
+      inputs: f.inputs,
+      outputs: f.outputs,
+      attrs: f.attrs,
+      name: `${f.op}_${f.start}`,
+    });
+    at = f.end;
+  }
+  for (; at < g.nodes.length; at++) out.push(g.nodes[at]);
+  return out;
+}
+
+/**
  * Appends d `loss` / d `wrt[i]` to `g` and returns them, keyed by the values of `wrt`. A value of
  * `wrt` the loss does not depend on gets a zero gradient (AdamW updates every parameter densely).
  *
@@ -109,7 +133,7 @@ export function grad(g: Graph, loss: Value, wrt: Value[], opts: GradOptions = {}
 export function vjp(g: Graph, seeds: Map<Value, Value>, wrt: Value[], opts: GradOptions = {}): Map<Value, Value> {
   const stop = opts.stop ?? softmaxShifts(g);
   const scatter = opts.scatter ?? "matmul";
-  const nodes = [...g.nodes]; // snapshot: the gradient nodes appended below are not walked
+  const nodes = gradUnits(g); // snapshot: the gradient nodes appended below are not walked
 
   // Values that depend on a wrt value (forward), then those the loss also depends on (backward).
   const dep = new Set<Value>(wrt);

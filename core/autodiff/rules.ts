@@ -4,7 +4,9 @@
  * or is not needed). Rules may return gradients of the broadcast (output) shape: `grad.ts` reduces
  * them back to each input's shape, adds up fan-out and decides which nodes are visited. GELU and
  * LayerNorm are built from primitives by the model (core/model/layers.ts), so they need no rows
- * here; Softmax has a row (training graphs emit the fused op for the attention, for speed). Everything a rule emits is on the WebGPU EP's op list (DESIGN.md §3): no OneHot, no
+ * here; Softmax has a row (training graphs emit the fused op for the attention, for speed), and so do
+ * the fused loss ops of losses.ts (`Graph.fused`: softmax cross-entropy, and the same behind a linear
+ * output layer). Everything a rule emits is on the WebGPU EP's op list (DESIGN.md §3): no OneHot, no
  * int64 arithmetic; the scatter-add of an embedding gradient is either `MatMul(onehotᵀ, dy)` with
  * the one-hot built as `Equal(float ids, float iota)` (WebGPU) or `ScatterND` with reduction add
  * (CPU, where it avoids the [N,V] one-hot). Mirrors tinygrad's `gradient.py` (one pattern per op).
@@ -201,6 +203,62 @@ function concatGrad(g: Graph, dy: Value, inputs: (Value | null)[], ctx: GradCont
   });
 }
 
+/**
+ * `d logits` of a softmax cross-entropy given `d nll` [N] and the softmax `p` [N,C]: `dnll · (p − onehot)`.
+ * CPU ("scatternd"): subtract `dnll` at each label in place of a [N,C] one-hot (ScatterElements has no
+ * WebGPU kernel); elsewhere the one-hot is `Equal(float labels, float iota)` (no OneHot / int64).
+ */
+function crossEntropyLogitsGrad(g: Graph, dnll: Value, p: Value, labels: Value, mode: ScatterMode): Value {
+  const [n, classes] = numShape(p, "a softmax cross-entropy");
+  const lab = g.unsqueeze(labels, [1]); // [N,1]
+  const ck = g.unsqueeze(dnll, [1]); // [N,1]
+  const pc = g.mul(p, ck);
+  if (mode === "scatternd") {
+    return g.op("ScatterElements", [pc, lab, g.neg(ck)], { axis: A.int(1), reduction: A.string("add") }, {
+      shapes: [{ dtype: p.dtype, shape: [n, classes] }],
+    });
+  }
+  const onehot = g.cast(g.equal(g.cast(lab, p.dtype), iota(g, classes, p.dtype)), p.dtype); // [N,C]
+  return g.sub(pc, g.mul(onehot, ck));
+}
+
+/**
+ * `LinearSoftmaxCrossEntropy` (losses.ts): with `c = d nll` [K] and `G = softmax − onehot` [K,V],
+ * `dW`, `db` come from one GEMM `[c·x, c]ᵀ G` ([E+1,K] × [K,V]) and `dx = c · (G W)`. On CPU the
+ * one-hot part is subtracted from the small results (`−[c·x, c]` at the label columns, `−W[label]`)
+ * instead of from the [K,V] softmax, which then stays untouched.
+ */
+function linearCrossEntropyGrad(g: Graph, dy: Value, [x, w, _b, labels]: (Value | null)[], ctx: GradContext) {
+  const [k, e] = numShape(x!, "LinearSoftmaxCrossEntropy");
+  const vocab = numShape(w!, "LinearSoftmaxCrossEntropy")[0];
+  const p = ctx.node.outputs[2]; // softmax [K,V]
+  const lab = g.unsqueeze(labels!, [1]); // [K,1]
+  const ck = g.unsqueeze(dy, [1]); // [K,1]
+  const cpu = ctx.scatter === "scatternd";
+  const gm = cpu ? p : g.sub(p, g.cast(g.equal(g.cast(lab, p.dtype), iota(g, vocab, p.dtype)), p.dtype)); // [K,V]
+  let dx: Value | null = null, dW: Value | null = null, db: Value | null = null;
+  if (ctx.need[0]) {
+    const tw = cpu ? g.sub(g.matmul(p, w!), g.gather(w!, labels!)) : g.matmul(gm, w!); // [K,E] = G W
+    dx = g.mul(tw, ck);
+  }
+  if (ctx.need[1] || ctx.need[2]) {
+    const augT = g.transpose(g.concat([g.mul(x!, ck), ck], 1), [1, 0]); // [E+1,K]
+    const dWbT = cpu
+      ? g.op("ScatterElements", [
+        g.matmul(augT, p),
+        g.op("Expand", [g.transpose(lab, [1, 0]), g.ints([e + 1, k])]),
+        g.neg(augT),
+      ], {
+        axis: A.int(1),
+        reduction: A.string("add"),
+      }, { shapes: [{ dtype: p.dtype, shape: [e + 1, vocab] }] })
+      : g.matmul(augT, gm); // [E+1,V]
+    dW = g.transpose(g.slice(dWbT, [0], [e], [0]), [1, 0]); // [E,V] -> [V,E]
+    db = g.reshape(g.slice(dWbT, [e], [e + 1], [0]), [vocab]); // [1,V] -> [V]
+  }
+  return [dx, dW, db, null];
+}
+
 const reshapeBack: GradRule = (g, dy, [x]) => [g.reshape(dy, numShape(x!, "a reshape")), null];
 const FLOATS = new Set(["F32", "F64", "F16", "BF16"]);
 
@@ -295,6 +353,12 @@ export const GRAD_RULES: Record<string, GradRule> = {
   Gather: gatherGrad,
   Slice: sliceGrad,
   Concat: concatGrad,
+  // Fused ops (losses.ts): softmax cross-entropy, optionally behind a linear output layer.
+  SoftmaxCrossEntropy: (g, dy, [_logits, labels], c) => [
+    crossEntropyLogitsGrad(g, dy, c.node.outputs[1], labels!, c.scatter),
+    null,
+  ],
+  LinearSoftmaxCrossEntropy: linearCrossEntropyGrad,
 };
 
 /** Shape of a value as numbers, for rules and tests. */

@@ -12,6 +12,7 @@ import { layerNorm, softmax } from "../model/layers.ts";
 import { createSession } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
 import { grad } from "./grad.ts";
+import { linearSoftmaxCrossEntropy, softmaxCrossEntropy } from "./losses.ts";
 import { GRAD_RULES, type ScatterMode } from "./rules.ts";
 
 type Gen = "normal" | "pos" | "away0";
@@ -42,6 +43,7 @@ const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const gemm = (g: Graph, ins: Value[], attrs: Record<string, Attr>, shape: number[]) =>
   g.op("Gemm", ins, attrs, { shapes: [{ dtype: ins[0].dtype, shape }] });
 const ids = (g: Graph, shape: number[], v: number[]) => g.constant(makeTensor("I64", shape, v));
+const labels = (g: Graph, v: number[]) => g.constant(makeTensor("I32", [v.length], v));
 
 const CASES: Case[] = [
   { name: "Add broadcast", inputs: [[[2, 3], "normal"], [[3], "normal"]], build: (g, [x, y]) => g.add(x, y) },
@@ -155,6 +157,34 @@ const CASES: Case[] = [
   },
   { name: "Slice", inputs: [[[6, 3], "normal"]], build: (g, [x]) => g.slice(x, [1], [4], [0]) },
   { name: "Concat", inputs: [[[2, 3], "normal"], [[2, 2], "normal"]], build: (g, [x, y]) => g.concat([x, y], 1) },
+  // Fused ops (losses.ts): their rows are closed forms, checked here like any other.
+  {
+    name: "SoftmaxCrossEntropy (fused, one-hot mode)",
+    inputs: [[[4, 5], "normal"]],
+    build: (g, [x]) => softmaxCrossEntropy(g, x, labels(g, [0, 4, 2, 2])).nll,
+  },
+  {
+    name: "SoftmaxCrossEntropy (fused, ScatterElements mode)",
+    inputs: [[[4, 5], "normal"]],
+    build: (g, [x]) => softmaxCrossEntropy(g, x, labels(g, [0, 4, 2, 2])).nll,
+    scatter: "scatternd",
+  },
+  {
+    name: "SoftmaxCrossEntropy behind other ops (gradient flows on to the inputs)",
+    inputs: [[[3, 4], "normal"], [[4, 2], "normal"]],
+    build: (g, [x, w]) => softmaxCrossEntropy(g, g.tanh(g.matmul(x, w)), labels(g, [1, 0, 1])).nll,
+  },
+  {
+    name: "LinearSoftmaxCrossEntropy (fused, one-hot mode)",
+    inputs: [[[3, 4], "normal"], [[6, 4], "normal"], [[6], "normal"]],
+    build: (g, [x, w, b]) => linearSoftmaxCrossEntropy(g, x, w, b, labels(g, [5, 0, 5])).nll,
+  },
+  {
+    name: "LinearSoftmaxCrossEntropy (fused, ScatterElements mode)",
+    inputs: [[[3, 4], "normal"], [[6, 4], "normal"], [[6], "normal"]],
+    build: (g, [x, w, b]) => linearSoftmaxCrossEntropy(g, x, w, b, labels(g, [5, 0, 5])).nll,
+    scatter: "scatternd",
+  },
   // Composites built from primitives (no rules of their own) and fan-out.
   { name: "Softmax op, last axis", inputs: [[[2, 3, 5], "normal"]], build: (g, [x]) => softmax(g, x, true) },
   {
@@ -270,6 +300,24 @@ Deno.test("grad() names the op, the node and rules.ts when a rule is missing", (
   const loss = g.reduceSum(y, [0], false);
   assert.equal(GRAD_RULES.Softplus, undefined);
   assert.throws(() => grad(g, loss, [x]), /node "Softplus_0" \(op Softplus\).*\n.*core\/autodiff\/rules\.ts/);
+});
+
+Deno.test("Graph.fused() refuses a body that reads a value it was not given", () => {
+  const g = new Graph();
+  const x = g.input("x", "F32", [2, 3]);
+  const y = g.input("y", "F32", [2, 3]);
+  assert.throws(() => g.fused("Bad", [x], {}, () => [g.add(x, y)]), /Cannot fuse Bad: node "Add_0" reads "y"/);
+});
+
+Deno.test("grad() walks a fused op as one node: its rule, not its inner nodes", () => {
+  const g = new Graph();
+  const x = g.input("x", "F32", [2, 3]);
+  const { nll } = softmaxCrossEntropy(g, x, labels(g, [0, 2]));
+  const before = g.nodes.length;
+  grad(g, g.reduceSum(nll, [0], false), [x]);
+  const ops = g.nodes.slice(before).map((n) => n.op);
+  assert.ok(!ops.includes("Log") && !ops.includes("Softmax"), `inner nodes were differentiated: ${ops}`);
+  assert.ok(ops.includes("Equal"), "the rule's one-hot is there");
 });
 
 Deno.test("grad() visits only nodes between the params and the loss", () => {

@@ -25,6 +25,12 @@
  *   explicitly for ops whose result depends on runtime values.
  * - `toOnnx()` (onnx_proto.ts) writes the nodes needed by the outputs, the inputs they use (params
  *   after data inputs) and the constants as initializers; params can be baked in as initializers.
+ * - Fused ops (`fused()`): a run of ONNX nodes added by one call that autodiff treats as ONE op named
+ *   `op` (its gradient is the row `GRAD_RULES[op]`, checked by finite differences like any other). The
+ *   nodes themselves are ordinary ONNX nodes, so writing and running the graph needs nothing special;
+ *   a fused op lists its `inputs` (the only outside values its nodes may read, besides constants) and
+ *   its `outputs` (the first is the differentiated one; the others are by-products for its rule or
+ *   for statistics, e.g. the softmax probabilities of a cross-entropy).
  * @module
  */
 import { type DType, numel, type Tensor } from "../tensor.ts";
@@ -85,6 +91,16 @@ export interface Node {
   readonly name: string;
 }
 
+/** A fused op: nodes `[start, end)` of `Graph.nodes`, differentiated as one op (see `Graph.fused`). */
+export interface Fusion {
+  readonly op: string;
+  readonly inputs: (Value | null)[];
+  readonly outputs: Value[];
+  readonly attrs: Record<string, Attr>;
+  readonly start: number;
+  readonly end: number;
+}
+
 /** Options of `Graph.node`. */
 export interface NodeOptions {
   /** Number of outputs (default: as many as the shape rule returns, normally 1). */
@@ -116,6 +132,8 @@ export class Graph {
   readonly values: Value[] = [];
   /** Constant tensors (written as initializers), by value. */
   readonly constants: Map<Value, Tensor> = new Map();
+  /** Fused ops, in node order (`fused()`). */
+  readonly fusions: Fusion[] = [];
   #names = new Set<string>();
   #params = new Map<string, Value>();
   #scalarCache = new Map<string, Value>();
@@ -213,6 +231,42 @@ export class Graph {
   /** Adds a one-output node. */
   op(op: string, inputs: (Value | null)[], attrs: Record<string, Attr> = {}, opts: NodeOptions = {}): Value {
     return this.node(op, inputs, attrs, opts)[0];
+  }
+
+  /**
+   * Adds the nodes `body` builds as one fused op named `op` for autodiff: `GRAD_RULES[op]` maps the
+   * gradient of the first returned output to the gradients of `inputs`. The body may read only
+   * `inputs`, constants and its own values (checked), so the rule accounts for every path through it.
+   *
+   * @example
+   * ```ts
+   * const [nll, probs] = g.fused("SoftmaxCrossEntropy", [logits, labels], {}, () => {
+   *   const p = g.op("Softmax", [logits], { axis: A.int(-1) });
+   *   return [nllOf(p, labels), p];
+   * });
+   * ```
+   */
+  fused(op: string, inputs: (Value | null)[], attrs: Record<string, Attr>, body: () => Value[]): Value[] {
+    const start = this.nodes.length;
+    const firstValue = this.values.length;
+    const outputs = body();
+    const end = this.nodes.length;
+    const allowed = new Set(inputs.filter((v): v is Value => v !== null));
+    for (let i = start; i < end; i++) {
+      for (const v of this.nodes[i].inputs) {
+        if (!v || allowed.has(v) || this.constants.has(v) || v.id >= firstValue) continue;
+        throw new RangeError(
+          `Cannot fuse ${op}: node "${this.nodes[i].name}" reads "${v.name}", which is not an input of the fused op`,
+        );
+      }
+    }
+    for (const o of outputs) {
+      if (!o.producer || o.id < firstValue) {
+        throw new RangeError(`Cannot fuse ${op}: output "${o.name}" is not built by it`);
+      }
+    }
+    this.fusions.push({ op, inputs: [...inputs], outputs, attrs, start, end });
+    return outputs;
   }
 
   /** Renames a value (names must stay unique). */

@@ -14,15 +14,23 @@
 import type { AlbertConfig } from "../config.ts";
 import { A, Graph, makeTensor, type Value } from "../graph/builder.ts";
 import type { Dim } from "../graph/shapes.ts";
-import { activation, layerNorm, linear, type NormOptions, type Semantics, softmax } from "./layers.ts";
+import {
+  activation,
+  layerNorm,
+  linear,
+  type ModelOptions,
+  type NormOptions,
+  type Semantics,
+  softmax,
+} from "./layers.ts";
 
-export type { NormOptions, Semantics };
+export type { ModelOptions, NormOptions, Semantics };
 
 /** How the batch enters the graph: UER (`src`, `seg` 1/2/0) or HF (`input_ids`, `token_type_ids`, `attention_mask`). */
 export type InputStyle = "uer" | "hf";
 
 /** Options shared by every graph built from the declaration. */
-export interface AlbertOptions extends NormOptions {
+export interface AlbertOptions extends ModelOptions {
   /** Input names/meaning (default: same as `semantics`). */
   inputs?: InputStyle;
   /** dtype of id inputs (Gather indices; I64 as transformers.js feeds, or I32). Default I64. */
@@ -82,7 +90,7 @@ export function albertInputs(g: Graph, opts: AlbertOptions): AlbertInputs {
 }
 
 /** word + position + segment embeddings, then LayerNorm (`embedding.*`) → [B,T,E]. */
-export function embedding(g: Graph, cfg: AlbertConfig, inp: AlbertInputs, norm: NormOptions): Value {
+export function embedding(g: Graph, cfg: AlbertConfig, inp: AlbertInputs, norm: ModelOptions): Value {
   const E = cfg.emb_size;
   const word = g.gather(g.param("embedding.word.embedding.weight", [vocabSize(cfg), E]), inp.ids); // [B,T,E]
   const posTable = g.param("embedding.pos.embedding.weight", [cfg.max_seq_length, E]);
@@ -101,7 +109,8 @@ export function embedding(g: Graph, cfg: AlbertConfig, inp: AlbertInputs, norm: 
   // NOTE: HF's token_type table is UER rows 1..2 (the converter drops row 0), so HF inputs index a slice.
   const seg = inp.seg ? g.gather(segTable, inp.seg) : g.gather(g.slice(segTable, [1], [3], [0]), inp.tokenTypeIds!);
   const sum = g.add(g.add(word, pos), seg);
-  return layerNorm(g, "embedding.layer_norm", sum, E, norm);
+  const out = layerNorm(g, "embedding.layer_norm", sum, E, norm);
+  return norm.dropout ? norm.dropout(out) : out; // UER: self.dropout(self.layer_norm(emb))
 }
 
 /** Additive attention bias [B,1,1,T]: 0 for real keys, -10000 for padding (UER `seg > 0`, HF `attention_mask`). */
@@ -120,7 +129,7 @@ export function transformerLayer(
   prefix: string,
   x: Value,
   bias: Value,
-  norm: NormOptions,
+  norm: ModelOptions,
 ): Value {
   const H = cfg.hidden_size, n = cfg.heads_num, d = H / n;
   const heads = (v: Value) => g.transpose(g.reshape(v, [0, 0, n, d]), [0, 2, 1, 3]); // [B,T,H] -> [B,n,T,d]
@@ -128,22 +137,24 @@ export function transformerLayer(
   const k = heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H));
   const v = heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H));
   const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [B,n,T,T]
-  const probs = softmax(g, g.add(scores, bias), norm.fusedOps);
+  let probs = softmax(g, g.add(scores, bias), norm.fusedOps);
+  if (norm.dropout) probs = norm.dropout(probs); // UER MultiHeadedAttention: self.dropout(probs)
   const ctx = g.reshape(g.transpose(g.matmul(probs, v), [0, 2, 1, 3]), [0, 0, H]); // [B,n,T,d] -> [B,T,H]
   return layerTail(g, cfg, prefix, ctx, x, norm);
 }
 
 /** Attention output projection, residual + LayerNorm, feed-forward, residual + LayerNorm: [...,H] → [...,H]. */
-function layerTail(g: Graph, cfg: AlbertConfig, prefix: string, ctx: Value, x: Value, norm: NormOptions): Value {
+function layerTail(g: Graph, cfg: AlbertConfig, prefix: string, ctx: Value, x: Value, norm: ModelOptions): Value {
   const H = cfg.hidden_size;
-  const attn = linear(g, `${prefix}.self_attn.final_linear`, ctx, H, H);
+  const drop = (v: Value) => (norm.dropout ? norm.dropout(v) : v); // UER TransformerLayer dropout_1 / dropout_2
+  const attn = drop(linear(g, `${prefix}.self_attn.final_linear`, ctx, H, H));
   const inter = layerNorm(g, `${prefix}.layer_norm_1`, g.add(attn, x), H, norm);
   const ff1 = activation(
     g,
     cfg.hidden_act,
     linear(g, `${prefix}.feed_forward.linear_1`, inter, H, cfg.feedforward_size),
   );
-  const ff = linear(g, `${prefix}.feed_forward.linear_2`, ff1, cfg.feedforward_size, H);
+  const ff = drop(linear(g, `${prefix}.feed_forward.linear_2`, ff1, cfg.feedforward_size, H));
   return layerNorm(g, `${prefix}.layer_norm_2`, g.add(ff, inter), H, norm);
 }
 
@@ -180,7 +191,7 @@ export function encoder(
   cfg: AlbertConfig,
   emb: Value,
   bias: Value,
-  norm: NormOptions,
+  norm: ModelOptions,
 ): { projectedEmbedding: Value; layerOutputs: Value[] } {
   const projected = cfg.factorized_embedding_parameterization
     ? linear(g, "encoder.linear", emb, cfg.emb_size, cfg.hidden_size)

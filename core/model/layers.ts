@@ -25,6 +25,16 @@ export interface NormOptions {
   fusedOps?: boolean;
 }
 
+/** Options of the model's layers: the normalisation, and in training graphs UER-py's dropout. */
+export interface ModelOptions extends NormOptions {
+  /**
+   * Training graphs: applied at each of UER-py's dropout sites in model order (embedding output,
+   * then per layer application the attention probabilities, the attention output and the feed-forward
+   * output; core/train/dropout.ts). Absent in inference and evaluation graphs (`model.eval()`).
+   */
+  dropout?: (x: Value) => Value;
+}
+
 /** `x @ W^T + b` with `W = <prefix>.weight [out, in]`, `b = <prefix>.bias [out]`. */
 export function linear(g: Graph, prefix: string, x: Value, inSize: number, outSize: number): Value {
   const w = g.param(`${prefix}.weight`, [outSize, inSize]);

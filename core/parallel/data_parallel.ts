@@ -13,7 +13,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import type { StepStats } from "../train/trainer.ts";
+import type { TakenStats } from "../train/trainer.ts";
 import { type Comm, mpiEnv, openComm } from "./mpi.ts";
 import { launchRanks, type LaunchResult } from "./launch.ts";
 
@@ -324,16 +324,16 @@ export function launchFailure(result: LaunchResult, worldSize: number): Error | 
 }
 
 /**
- * The gradient hook for the trainer's split step (`TrainerOptions.averageGradients`): packs the
- * window's gradients into one flat buffer, all-reduces it (sum, × 1/N) and hands back views of the
- * averaged values, in the trainer's parameter order. The hook's `buffers` are views of the flat
- * buffer: a CPU trainer has its gradient graph write into them, so packing copies nothing.
- * `separateWait` (benchmarks) adds a barrier before the all-reduce so that the time spent waiting
- * for the slowest rank is measured apart.
+ * The gradient hook for the trainer's split step (`TrainerOptions.averageGradients`): the window's
+ * gradients arrive as one flat buffer (parameters back to back in the trainer's order, which `specs`
+ * must follow), are all-reduced in place (sum, × 1/N) and handed back. The hook's `buffer` is that
+ * flat buffer: a CPU trainer has its gradient graph write straight into it, so nothing is packed or
+ * copied. `separateWait` (benchmarks) adds a barrier before the all-reduce so that the time spent
+ * waiting for the slowest rank is measured apart.
  *
  * @example
  * ```ts
- * const trainer = await Trainer.create({ config, params, device: "cpu",
+ * const trainer = await Trainer.create({ task: pretrainTask(config), params, device: "cpu",
  *   averageGradients: gradientAverager(comm, paramShapes(config)) });
  * ```
  */
@@ -341,65 +341,62 @@ export function gradientAverager(
   comm: Comm,
   specs: TensorSpec[],
   opts: { separateWait?: boolean } = {},
-): ((grads: Map<string, Tensor>) => Map<string, Tensor>) & { buffers: Map<string, Tensor> } {
+): ((grads: Float32Array) => Float32Array) & { buffer: Float32Array } {
   const flat = new FlatBuffer(specs);
   checkSameLayout(comm, flat, "gradients");
-  const hook = (grads: Map<string, Tensor>) => {
+  const hook = (grads: Float32Array) => {
+    if (grads.length !== flat.data.length) {
+      throw new RangeError(`Cannot average gradients: ${grads.length} values, the layout holds ${flat.data.length}`);
+    }
+    if (grads !== flat.data) flat.data.set(grads);
     // For timing only: a barrier first, so that waiting for a slower rank is not counted as all-reduce.
     if (opts.separateWait) comm.barrier();
-    return averageGradients(comm, flat, grads);
+    if (comm.size > 1) comm.allreduceMean(flat.data);
+    return flat.data;
   };
-  return Object.assign(hook, { buffers: flat.views() });
+  return Object.assign(hook, { buffer: flat.data });
 }
 
-/** Per-step statistics as the trainer returns them (core/train/trainer.ts `StepStats`). */
-export type RankStats = StepStats;
-
 /**
- * Job-wide statistics of one step: losses averaged over ranks (each rank's loss is already a mean over
- * its own batch, as DDP's gradient is the mean of the ranks' gradients), counts summed. UER-py's rank 0
- * prints only its own figures; summing here makes the report describe every instance of the step.
+ * Job-wide statistics of the steps since the last take: losses (names starting with `loss`) averaged
+ * over ranks (each rank's loss is already a mean over its own batch, as DDP's gradient is the mean of
+ * the ranks' gradients), every other statistic (counts, instances) summed. UER-py's rank 0 prints only
+ * its own figures; summing here makes the report describe every instance of the job. Per-step rows are
+ * rank-local and dropped.
  */
-export function jobStats(comm: Comm, s: RankStats): RankStats {
+export function jobStats(comm: Comm, s: TakenStats): TakenStats {
   if (comm.size === 1) return s;
-  const buf = Float64Array.of(
-    s.loss,
-    s.lossMlm,
-    s.lossSp,
-    s.correctMlm,
-    s.denominator,
-    s.correctSp,
-    s.nMasked,
-    s.batchSize,
-  );
-  comm.allreduceSum(buf);
-  const n = comm.size;
-  return {
-    loss: buf[0] / n,
-    lossMlm: buf[1] / n,
-    lossSp: buf[2] / n,
-    correctMlm: buf[3],
-    denominator: buf[4],
-    correctSp: buf[5],
-    nMasked: buf[6],
-    batchSize: buf[7],
-  };
+  const summed = reduceStats(comm, s.sums);
+  const sums: Record<string, number> = {};
+  for (const [k, v] of Object.entries(summed)) sums[k] = k.startsWith("loss") ? v / comm.size : v;
+  return { steps: s.steps, sums, rows: null };
+}
+
+/** What `DataParallelTrainer` wraps (the trainer fits). */
+export interface RankTrainer<B> {
+  step(batch: B, lr: number): Promise<void>;
+  takeStats(): Promise<TakenStats>;
 }
 
 /**
- * Wraps a trainer whose gradients are averaged by `gradientAverager` so that each step returns the
- * job-wide statistics (`jobStats`); what `core/train/loop.ts` gets as its `trainer` on every rank.
+ * Wraps a trainer whose gradients are averaged by `gradientAverager` so that its statistics are the
+ * job's (`jobStats`, one small all-reduce when they are taken); what `core/train/loop.ts` gets as its
+ * `trainer` on every rank.
  */
-export class DataParallelTrainer<B> {
-  #inner: { step(batch: B, lr: number): Promise<RankStats> };
+export class DataParallelTrainer<B> implements RankTrainer<B> {
+  #inner: RankTrainer<B>;
   #comm: Comm;
-  constructor(inner: { step(batch: B, lr: number): Promise<RankStats> }, comm: Comm) {
+  constructor(inner: RankTrainer<B>, comm: Comm) {
     this.#inner = inner;
     this.#comm = comm;
   }
-  /** One step on this rank's batch; statistics of all ranks. */
-  async step(batch: B, lr: number): Promise<RankStats> {
-    return jobStats(this.#comm, await this.#inner.step(batch, lr));
+  /** One step on this rank's batch (the gradients are averaged inside, by the hook). */
+  step(batch: B, lr: number): Promise<void> {
+    return this.#inner.step(batch, lr);
+  }
+  /** The job's statistics since the last take (every rank must call it at the same step). */
+  async takeStats(): Promise<TakenStats> {
+    return jobStats(this.#comm, await this.#inner.takeStats());
   }
 }
 

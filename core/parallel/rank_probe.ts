@@ -82,11 +82,11 @@ export function syntheticBatch(k: number, rows: number, seq: number, vocab: numb
 
 async function trainProbe(comm: ReturnType<typeof openComm>, p: TrainProbe): Promise<void> {
   const { Trainer, initParams } = await import("../train/trainer.ts");
-  const { paramShapes } = await import("../train/training_graph.ts");
-  const params = initParams(p.config, p.seed + comm.rank); // deliberately different per rank
+  const { paramShapes, pretrainTask, pretrainStats } = await import("../train/pretrain_task.ts");
+  const params = initParams(paramShapes(p.config), p.seed + comm.rank); // deliberately different per rank
   syncParams(comm, params); // ... until rank 0's are broadcast, as DDP does
   const inner = await Trainer.create({
-    config: p.config,
+    task: pretrainTask(p.config),
     params,
     device: p.device ?? "cpu",
     threads: p.threads ?? 1,
@@ -101,10 +101,10 @@ async function trainProbe(comm: ReturnType<typeof openComm>, p: TrainProbe): Pro
   // otherwise block until the slower rank finishes its update half, and count that as all-reduce time.
   const timed = {
     step: async (b: ReturnType<typeof syntheticBatch>, lr: number) => {
-      const s = await inner.step(b, lr);
+      await inner.step(b, lr);
       if (p.separateWait) comm.barrier();
-      return s;
     },
+    takeStats: () => inner.takeStats(),
   };
   const trainer = new DataParallelTrainer(timed, comm);
   const V = p.config.vocab_size!;
@@ -124,7 +124,8 @@ async function trainProbe(comm: ReturnType<typeof openComm>, p: TrainProbe): Pro
     let loss = 0, lossMlm = 0, correctMlm = 0, denominator = 0;
     for (let micro = 0; micro < p.acc; micro++) {
       const k = (step * p.acc + micro) * comm.size + comm.rank;
-      const s = await trainer.step(syntheticBatch(k, p.batch, p.seq, V), 1e-3);
+      await trainer.step(syntheticBatch(k, p.batch, p.seq, V), 1e-3);
+      const s = pretrainStats((await trainer.takeStats()).sums);
       loss += s.loss;
       lossMlm += s.lossMlm;
       correctMlm += s.correctMlm;

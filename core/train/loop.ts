@@ -12,12 +12,15 @@
 
 import type { Batch, LoadedBatch, LoaderState } from "./loader.ts";
 import type { Schedule } from "./schedule.ts";
-import { addStep, emptySums, makeReport, type Report, type ReportSums, type StepLike } from "./metrics.ts";
+import { addSums, emptySums, makeReport, type Report, type ReportSums } from "./metrics.ts";
+import type { TakenStats } from "./trainer.ts";
 
 /** What the loop needs from a trainer (`core/train/trainer.ts`'s `Trainer` fits). */
 export interface TrainerLike {
   /** One forward/backward on `batch`; the optimizer update (when due) uses `lr`. */
-  step(batch: Batch, lr: number): Promise<StepLike>;
+  step(batch: Batch, lr: number): Promise<void>;
+  /** The statistics summed since the last call (read only at reports and checkpoints). */
+  takeStats(): Promise<TakenStats>;
 }
 
 /** What the loop needs from a loader (`AlbertLoader` fits). */
@@ -40,7 +43,8 @@ export interface StepInfo {
   step: number;
   totalSteps: number;
   lr: number;
-  stats: StepLike;
+  /** The last report's average loss (statistics are read only at reports); NaN before the first. */
+  lastLoss: number;
   /** Steps per second since the loop started. */
   stepsPerS: number;
 }
@@ -104,15 +108,19 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
   const t0 = now();
   let windowStart = t0;
   let step = first - 1;
+  let lastLoss = NaN;
   for (let current = first; current <= totalSteps; current++) {
     const { batch } = await loader.next();
     const lr = schedule.lrAt(current);
-    const stats = await trainer.step(batch, lr);
-    addStep(sums, stats);
+    await trainer.step(batch, lr);
     step = current;
     const t = now();
-    opts.onStep?.({ step: current, totalSteps, lr, stats, stepsPerS: (current - first + 1) / ((t - t0) / 1000) });
-    if (current % reportSteps === 0) {
+    opts.onStep?.({ step: current, totalSteps, lr, lastLoss, stepsPerS: (current - first + 1) / ((t - t0) / 1000) });
+    const report = current % reportSteps === 0;
+    const save = current % saveCheckpointSteps === 0 || (saveFinal && current === totalSteps);
+    // The device sums are read only here (a report, or a checkpoint that saves the running sums).
+    if (report || save) addSums(sums, (await trainer.takeStats()).sums);
+    if (report) {
       const doneTokens = opts.batchSize * batch.seqLength * reportSteps * worldSize;
       const r = makeReport(sums, {
         step: current,
@@ -123,11 +131,12 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
         lr,
       }, (t - t0) / 1000);
       Object.assign(sums, emptySums());
+      lastLoss = r.loss;
       reports.push(r);
       await opts.onReport?.(r);
       windowStart = now();
     }
-    if (current % saveCheckpointSteps === 0 || (saveFinal && current === totalSteps)) {
+    if (save) {
       await opts.onCheckpoint?.(current, { step: current, loader: loader.state(), sums: { ...sums } });
       checkpoints.push(current);
     }

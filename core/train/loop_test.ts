@@ -2,14 +2,28 @@ import assert from "node:assert/strict";
 import { type ResumeState, type TrainerLike, trainLoop } from "./loop.ts";
 import { AlbertLoader, type Batch, type InstanceSource } from "./loader.ts";
 import { makeSchedule } from "./schedule.ts";
-import type { Report, StepLike } from "./metrics.ts";
+import type { Report } from "./metrics.ts";
+import type { TakenStats } from "./trainer.ts";
 
-/** A stand-in trainer whose loss depends on the batch and on a "weight" moved by every update. */
+/**
+ * A stand-in trainer whose loss depends on the batch and on a "weight" moved by every update; it sums
+ * its statistics until they are taken, as the real trainer does on the device.
+ */
 class FakeTrainer implements TrainerLike {
   w = 1;
   lrs: number[] = [];
   losses: number[] = [];
-  step(batch: Batch, lr: number): Promise<StepLike> {
+  takes = 0;
+  #sums: Record<string, number> = {};
+  #steps = 0;
+  takeStats(): Promise<TakenStats> {
+    const out = { steps: this.#steps, sums: this.#sums, rows: null };
+    this.#sums = {};
+    this.#steps = 0;
+    this.takes++;
+    return Promise.resolve(out);
+  }
+  step(batch: Batch, lr: number): Promise<void> {
     this.lrs.push(lr);
     let s = 0;
     for (let i = 0; i < batch.src.length; i++) s += batch.src[i] * ((i % 7) + 1);
@@ -18,15 +32,18 @@ class FakeTrainer implements TrainerLike {
     this.losses.push(loss);
     let n = 0;
     for (const t of batch.tgtMlm) if (t > 0) n++;
-    return Promise.resolve({
+    const row: Record<string, number> = {
       loss,
-      lossMlm: Math.fround(loss - 0.5),
-      lossSp: 0.5,
-      correctMlm: n % 3,
+      loss_mlm: Math.fround(loss - 0.5),
+      loss_sp: 0.5,
+      correct_mlm: n % 3,
       denominator: Math.fround(n + 1e-6),
-      correctSp: batch.batchSize >> 1,
-      batchSize: batch.batchSize,
-    });
+      correct_sp: batch.batchSize >> 1,
+      instances: batch.batchSize,
+    };
+    for (const [k, v] of Object.entries(row)) this.#sums[k] = (this.#sums[k] ?? 0) + v;
+    this.#steps++;
+    return Promise.resolve();
   }
 }
 
@@ -65,6 +82,8 @@ Deno.test("trainLoop() runs total_steps steps at the scheduled lr, reports and s
   assert.equal(trainer.lrs[0], 0);
   assert.deepEqual(reports.map((r) => r.step), [3, 6, 9, 12, 15, 18, 21]);
   assert.deepEqual(saved, [5, 10, 15, 20, 23]); // 23: the final step is saved too
+  // Statistics are read only at reports and checkpoints (steps 3 5 6 9 10 12 15 18 20 21 23), never per step.
+  assert.equal(trainer.takes, 11);
   // Averages over report_steps of the steps in the window.
   const l = trainer.losses;
   assert.equal(reports[1].loss, (l[3] + l[4] + l[5]) / 3);

@@ -7,18 +7,6 @@
  * @module
  */
 
-/** What one training step reports (the trainer's `StepStats` fits). */
-export interface StepLike {
-  loss: number;
-  lossMlm: number;
-  lossSp: number;
-  correctMlm: number;
-  /** float32 `n_masked + 1e-6`, as UER-py's denominator. */
-  denominator: number;
-  correctSp: number;
-  batchSize: number;
-}
-
 /** The running sums between two reports (JSON-serializable, saved with checkpoints). */
 export interface ReportSums {
   loss: number;
@@ -52,15 +40,18 @@ export function emptySums(): ReportSums {
   return { loss: 0, lossMlm: 0, lossSp: 0, correctMlm: 0, denominator: 0, correctSp: 0, instances: 0 };
 }
 
-/** Adds a step to the sums (in place), in UER-py's order. */
-export function addStep(sums: ReportSums, s: StepLike): void {
-  sums.loss += s.loss;
-  sums.lossMlm += s.lossMlm;
-  sums.lossSp += s.lossSp;
-  sums.correctMlm += s.correctMlm;
-  sums.denominator += s.denominator;
-  sums.correctSp += s.correctSp;
-  sums.instances += s.batchSize;
+/**
+ * Adds a pretraining trainer's taken sums (core/train/pretrain_task.ts names: loss, loss_mlm, loss_sp,
+ * correct_mlm, correct_sp, denominator, instances) to the report sums, in place.
+ */
+export function addSums(sums: ReportSums, s: Readonly<Record<string, number>>): void {
+  sums.loss += s.loss ?? 0;
+  sums.lossMlm += s.loss_mlm ?? 0;
+  sums.lossSp += s.loss_sp ?? 0;
+  sums.correctMlm += s.correct_mlm ?? 0;
+  sums.denominator += s.denominator ?? 0;
+  sums.correctSp += s.correct_sp ?? 0;
+  sums.instances += s.instances ?? 0;
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import {
-  addStep,
+  addSums,
   emptySums,
   formatReport,
   lossCurveSvg,
@@ -47,8 +47,8 @@ Deno.test("formatReport() prints UER-py's AlbertTrainer report line", () => {
 
 Deno.test("makeReport() averages over report_steps and divides accuracies by the summed counts", () => {
   const sums = emptySums();
-  addStep(sums, { loss: 3, lossMlm: 2, lossSp: 1, correctMlm: 4, denominator: 10, correctSp: 5, batchSize: 8 });
-  addStep(sums, { loss: 5, lossMlm: 4, lossSp: 1, correctMlm: 1, denominator: 10, correctSp: 3, batchSize: 4 });
+  addSums(sums, { loss: 3, loss_mlm: 2, loss_sp: 1, correct_mlm: 4, denominator: 10, correct_sp: 5, instances: 8 });
+  addSums(sums, { loss: 5, loss_mlm: 4, loss_sp: 1, correct_mlm: 1, denominator: 10, correct_sp: 3, instances: 4 });
   const r = makeReport(sums, { step: 2, totalSteps: 9, reportSteps: 2, doneTokens: 1000, seconds: 4, lr: 0.5 }, 7);
   assert.equal(r.loss, 4);
   assert.equal(r.lossMlm, 3);

@@ -1,18 +1,18 @@
 /**
- * Trainer and training-graph behaviour on a small config (onnxruntime-node CPU): gradient
- * accumulation as UER-py (`loss / accumulation_steps`, one optimizer step per window), padding of a
- * short last batch, the grad/update split equal to the fused graph, the WebGPU op rules, init.
- * The numbers against UER-py itself are in tests/train_trace_test.ts.
+ * Trainer and step-graph behaviour on a small config (onnxruntime-node CPU): gradient accumulation
+ * as UER-py (`loss / accumulation_steps`, one optimizer step per window), padding of a short last
+ * batch, the gradients/apply split (the data-parallel hook) equal to the update graph, statistics
+ * summed on the device and read only when taken, the WebGPU op rules, init. The numbers against
+ * UER-py itself are in tests/train_trace_test.ts.
  */
 import assert from "node:assert/strict";
 import type { AlbertConfig } from "../config.ts";
-import { toOnnx } from "../graph/onnx_proto.ts";
 import { BANNED_OPS, WEBGPU_OPS } from "../graph/webgpu_ops.ts";
-import { createSession } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
-import { adamwScalars, hasWeightDecay } from "./adamw.ts";
-import { type Batch, initParams, Trainer } from "./trainer.ts";
-import { names, paramShapes, trainingGraph } from "./training_graph.ts";
+import { hasWeightDecay } from "./adamw.ts";
+import { initParams, Trainer } from "./trainer.ts";
+import { type Batch, paramShapes, pretrainStats, pretrainTask } from "./pretrain_task.ts";
+import { flatLayout, stepGraph } from "./training_graph.ts";
 
 const CFG: AlbertConfig = {
   emb_size: 8,
@@ -64,16 +64,23 @@ function maxDiff(a: Map<string, Tensor>, b: Map<string, Tensor>): number {
   return d;
 }
 
-const params = initParams(CFG, 3);
+const task = pretrainTask(CFG);
+const params = initParams(paramShapes(CFG), 3);
+
+/** One step and its statistics. */
+async function stepStats(t: Trainer<Batch>, b: Batch, lr: number) {
+  await t.step(b, lr);
+  return pretrainStats((await t.takeStats()).sums);
+}
 
 Deno.test("Trainer.step() with accumulationSteps 2 on [b, b] equals one step on b (loss / 2 accumulated)", async () => {
   const b = batch(3, 1);
-  const one = await Trainer.create({ config: CFG, params, device: "cpu" });
-  const two = await Trainer.create({ config: CFG, params, device: "cpu", accumulationSteps: 2 });
-  const s1 = await one.step(b, 1e-2);
-  const a1 = await two.step(b, 1e-2);
+  const one = await Trainer.create({ task, params, device: "cpu" });
+  const two = await Trainer.create({ task, params, device: "cpu", accumulationSteps: 2 });
+  const s1 = await stepStats(one, b, 1e-2);
+  const a1 = await stepStats(two, b, 1e-2);
   assert.equal(maxDiff(await two.params(), params), 0, "no update inside the window");
-  const a2 = await two.step(b, 1e-2);
+  const a2 = await stepStats(two, b, 1e-2);
   assert.equal(a1.loss, s1.loss);
   assert.equal(a2.loss, s1.loss);
   assert.ok(maxDiff(await one.params(), params) > 1e-4, "the step moved the params");
@@ -90,13 +97,14 @@ Deno.test("Trainer.step() with accumulationSteps 2 on [b, b] equals one step on 
 
 Deno.test("Trainer.step() pads a short last batch with zero-weight rows without changing the numbers", async () => {
   const full = batch(4, 5), short = batch(3, 6);
-  const a = await Trainer.create({ config: CFG, params, device: "cpu" });
-  await a.step(full, 1e-2); // session built for 4 rows
-  const sa = await a.step(short, 1e-2); // padded to 4 rows
-  const b = await Trainer.create({ config: CFG, params, device: "cpu" });
+  const a = await Trainer.create({ task, params, device: "cpu" });
+  await a.step(full, 1e-2); // graphs built for 4 rows
+  await a.takeStats();
+  const sa = await stepStats(a, short, 1e-2); // padded to 4 rows
+  const b = await Trainer.create({ task, params, device: "cpu" });
   await b.step(full, 1e-2);
-  const b2 = await Trainer.create({ config: CFG, params: await b.params(), moments: await b.moments(), device: "cpu" });
-  const sb = await b2.step(short, 1e-2); // a 3-row session
+  const b2 = await Trainer.create({ task, params: await b.params(), moments: await b.moments(), device: "cpu" });
+  const sb = await stepStats(b2, short, 1e-2); // 3-row graphs
   assert.equal(sa.batchSize, 3);
   assert.ok(Math.abs(sa.loss - sb.loss) <= 1e-6 && Math.abs(sa.lossSp - sb.lossSp) <= 1e-6);
   assert.equal(sa.correctSp, sb.correctSp);
@@ -105,76 +113,83 @@ Deno.test("Trainer.step() pads a short last batch with zero-weight rows without 
   for (const t of [a, b, b2]) await t.dispose();
 });
 
-Deno.test("trainingGraph(): grad + update graphs equal the fused graph; params and moments are inputs", async () => {
-  const B = 2, K = 8;
-  const fused = trainingGraph(CFG, { kind: "fused", batch: B, seq: T, maskedSlots: K, scatter: "scatternd" });
-  const gradG = trainingGraph(CFG, { kind: "grad", batch: B, seq: T, maskedSlots: K, scatter: "scatternd" });
-  const upd = trainingGraph(CFG, { kind: "update", batch: B, seq: T, maskedSlots: K });
-  const onnx = toOnnx(fused.graph).model;
-  assert.ok(!fused.graph.constants.size || [...fused.graph.constants.keys()].every((v) => !v.tags.has("param")));
-  const b = batch(B, 9);
-  const pos = new Int32Array(K), lab = new Int32Array(K), w = new Float32Array(K);
-  let k = 0;
-  b.tgtMlm.forEach((id, i) => {
-    if (id > 0) [pos[k], lab[k], w[k++]] = [i, id, 1];
-  });
-  const sc = adamwScalars(1e-2);
-  const scalar = (x: number): Tensor => ({ dtype: "F32", shape: [], data: Float32Array.of(x) });
-  const feeds: Record<string, Tensor> = {
-    src: { dtype: "I32", shape: [B, T], data: b.src },
-    seg: { dtype: "I32", shape: [B, T], data: b.seg },
-    mlm_positions: { dtype: "I32", shape: [K], data: pos },
-    mlm_labels: { dtype: "I32", shape: [K], data: lab },
-    mlm_weights: { dtype: "F32", shape: [K], data: w },
-    sop_labels: { dtype: "I32", shape: [B], data: b.tgtSop },
-    sop_weights: { dtype: "F32", shape: [B], data: Float32Array.of(1, 1) },
-    neg_lr: scalar(sc.negLr),
-    neg_lr_wd: scalar(sc.negLrWd),
-    loss_scale: scalar(1),
-  };
-  for (const { name, shape } of fused.params) {
-    const p = params.get(name)!;
-    feeds[name] = p;
-    const v = Float32Array.from(p.data as Float32Array, (x) => x * x * 0.1);
-    feeds[names.m(name)] = { dtype: "F32", shape, data: Float32Array.from(p.data as Float32Array, (x) => x * 0.3) };
-    feeds[names.v(name)] = { dtype: "F32", shape, data: v };
-  }
-  const sf = await createSession(onnx, { device: "cpu", threads: 1 });
-  const sg = await createSession(toOnnx(gradG.graph).model, { device: "cpu", threads: 1 });
-  const su = await createSession(toOnnx(upd.graph).model, { device: "cpu", threads: 1 });
-  for (const { name } of fused.params) {
-    assert.ok(sf.inputNames.includes(name) && sf.inputNames.includes(names.m(name)));
-    assert.ok(sf.outputNames.includes(names.updated(name)));
-  }
-  const pick = (s: typeof sf) => Object.fromEntries(s.inputNames.map((n) => [n, feeds[n]]));
-  const of = await sf.run(pick(sf));
-  const og = await sg.run(pick(sg));
-  for (const { name } of fused.params) feeds[names.grad(name)] = og[names.grad(name)];
-  const ou = await su.run(pick(su));
-  assert.equal(of.loss.data[0], og.loss.data[0]);
-  let d = 0;
-  for (const k of su.outputNames) {
-    const x = of[k].data as Float32Array, y = ou[k].data as Float32Array;
-    for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i]));
-  }
-  assert.ok(d <= 1e-7, `fused vs split differ by ${d}`);
-  // weight decay only outside the no_decay group
-  assert.ok(hasWeightDecay("embedding.word.embedding.weight") && !hasWeightDecay("encoder.linear.bias"));
-  assert.ok(!hasWeightDecay("target.mlm.layer_norm.gamma") && !hasWeightDecay("embedding.layer_norm.beta"));
-  for (const s of [sf, sg, su]) await s.release();
+Deno.test("Trainer.takeStats() sums the steps since the last take, with per-step rows when statSlots allow", async () => {
+  const bs = [batch(3, 1), batch(3, 2), batch(3, 3)];
+  const each = await Trainer.create({ task, params, device: "cpu" });
+  const per = [];
+  for (const b of bs) per.push(await stepStats(each, b, 1e-2));
+  const rows = await Trainer.create({ task, params, device: "cpu", statSlots: 4 });
+  for (const b of bs) await rows.step(b, 1e-2);
+  const taken = await rows.takeStats();
+  assert.equal(taken.steps, 3);
+  assert.deepEqual(taken.rows!.map((r) => r.loss), per.map((s) => s.loss));
+  assert.ok(Math.abs(taken.sums.loss - per.reduce((a, s) => a + s.loss, 0)) <= 1e-5);
+  assert.equal(taken.sums.instances, 9);
+  assert.equal(taken.sums.n_masked, per.reduce((a, s) => a + s.nMasked, 0));
+  const again = await rows.takeStats(); // reset by the take
+  assert.deepEqual([again.steps, again.sums.loss, again.rows], [0, 0, []]);
+  const sums = await Trainer.create({ task, params, device: "cpu" }); // one slot: sums only
+  for (const b of bs) await sums.step(b, 1e-2);
+  const s = await sums.takeStats();
+  assert.equal(s.rows, null);
+  assert.ok(Math.abs(s.sums.loss - taken.sums.loss) <= 1e-5);
+  for (const t of [each, rows, sums]) await t.dispose();
 });
 
-Deno.test("trainingGraph() for WebGPU emits only ops of the WebGPU EP (none banned)", () => {
-  for (const kind of ["fused", "grad", "update"] as const) {
-    const { graph } = trainingGraph(CFG, { kind, batch: 2, seq: T, maskedSlots: 8, accumulate: kind !== "update" });
-    for (const op of graph.opTypes(graph.outputs())) {
+Deno.test("Trainer with a gradient hook: one flat buffer per step, then the same update as without", async () => {
+  const plain = await Trainer.create({ task, params, device: "cpu", accumulationSteps: 2 });
+  const seen: number[] = [];
+  const { total } = flatLayout(task.params);
+  const buffer = new Float32Array(total);
+  const hook = Object.assign((g: Float32Array) => {
+    assert.equal(g, buffer, "CPU: the gradient graph wrote into the hook's buffer");
+    seen.push(g.length);
+    return g;
+  }, { buffer });
+  const split = await Trainer.create({ task, params, device: "cpu", accumulationSteps: 2, averageGradients: hook });
+  for (const [i, b] of [batch(2, 1), batch(2, 2), batch(2, 3), batch(2, 4)].entries()) {
+    await plain.step(b, 1e-2 * (i + 1));
+    await split.step(b, 1e-2 * (i + 1));
+  }
+  assert.deepEqual(seen, [total, total], "the hook runs once per optimizer step");
+  const d = maxDiff(await plain.params(), await split.params());
+  assert.ok(d <= 1e-7, `hooked vs plain params differ by ${d}`);
+  assert.ok(maxDiff(await split.params(), params) > 1e-4);
+  const dm = maxDiff((await plain.moments()).v, (await split.moments()).v);
+  assert.ok(dm <= 1e-9, `moments differ by ${dm}`);
+  await plain.dispose();
+  await split.dispose();
+});
+
+Deno.test("stepGraph() takes params, moments and sums as inputs and names their updates", () => {
+  const shape = { batch: 2, seq: T, slots: 8 };
+  const g = stepGraph(task, shape, { kind: "update", scatter: "scatternd" });
+  const ins = new Set(g.inputs().map((v) => v.name)), outs = new Set(g.outputs().map((v) => v.name));
+  for (const { name } of task.params) {
+    assert.ok(ins.has(`adam_m.${name}`) && ins.has(`adam_v.${name}`) && g.paramByName(name));
+    assert.ok(outs.has(`updated.${name}`) && outs.has(`updated.adam_m.${name}`) && outs.has(`updated.adam_v.${name}`));
+  }
+  assert.ok(ins.has("stats") && outs.has("updated.stats"));
+  assert.ok(![...g.constants.keys()].some((v) => v.tags.has("param")), "no parameter is baked in");
+  const acc = stepGraph(task, shape, { kind: "accumulate", accumulated: true, scaled: true });
+  assert.ok(acc.inputs().some((v) => v.name === "loss_scale"));
+  assert.ok(acc.outputs().some((v) => v.name === `updated.grad_acc.${task.params[0].name}`));
+  assert.ok(hasWeightDecay("embedding.word.embedding.weight") && !hasWeightDecay("encoder.linear.bias"));
+  assert.ok(!hasWeightDecay("target.mlm.layer_norm.gamma") && !hasWeightDecay("embedding.layer_norm.beta"));
+});
+
+Deno.test("stepGraph() for WebGPU emits only ops of the WebGPU EP (none banned)", () => {
+  const shape = { batch: 2, seq: T, slots: 8 };
+  for (const kind of ["update", "accumulate", "gradients", "apply"] as const) {
+    const g = stepGraph(task, shape, { kind, accumulated: kind !== "apply", scaled: true, statSlots: 3, dropout: 0.1 });
+    for (const op of g.opTypes(g.outputs())) {
       assert.ok(WEBGPU_OPS.has(op) && !BANNED_OPS.has(op), `${kind}: ${op}`);
     }
   }
 });
 
 Deno.test("initParams() follows UER-py's init: N(0, 0.02) except gamma = 1 and beta = 0", () => {
-  const p = initParams({ ...CFG, vocab_size: 3000 }, 11);
+  const p = initParams(paramShapes({ ...CFG, vocab_size: 3000 }), 11);
   assert.deepEqual([...p.keys()], paramShapes({ ...CFG, vocab_size: 3000 }).map((s) => s.name));
   assert.ok((p.get("target.mlm.layer_norm.gamma")!.data as Float32Array).every((x) => x === 1));
   assert.ok((p.get("embedding.layer_norm.beta")!.data as Float32Array).every((x) => x === 0));
@@ -184,14 +199,15 @@ Deno.test("initParams() follows UER-py's init: N(0, 0.02) except gamma = 1 and b
   const mean = s / w.length, std = Math.sqrt(s2 / w.length - mean * mean);
   assert.ok(Math.abs(mean) < 1e-3 && Math.abs(std - 0.02) < 1e-3, `mean ${mean} std ${std}`);
   assert.ok((p.get("encoder.linear.bias")!.data as Float32Array).some((x) => x !== 0), "biases are drawn too");
-  assert.deepEqual(initParams(CFG, 11).get("encoder.linear.weight"), initParams(CFG, 11).get("encoder.linear.weight"));
+  const again = () => initParams(paramShapes(CFG), 11).get("encoder.linear.weight");
+  assert.deepEqual(again(), again());
 });
 
 Deno.test("Trainer.create() names a missing parameter", async () => {
   const partial = new Map(params);
   partial.delete("target.sp.linear_2.bias");
   await assert.rejects(
-    () => Trainer.create({ config: CFG, params: partial, device: "cpu" }),
+    () => Trainer.create({ task, params: partial, device: "cpu" }),
     /parameter "target.sp.linear_2.bias" is missing/,
   );
 });

@@ -1,0 +1,237 @@
+/**
+ * Where the training state lives and how step graphs run over it. The state is a set of named tensors
+ * (parameters, Adam moments, gradient accumulators, statistics' running sums: training_graph.ts names
+ * them); a step graph's input named like a piece of state is fed from the store and its output
+ * `updated.<name>` becomes that state, so between steps nothing is read back unless asked (`read`).
+ * The trainer (trainer.ts) runs every step through this interface, whatever the engine.
+ *
+ * `OrtStateStore` runs the graphs with onnxruntime: on the CPU (onnxruntime-node) the state is host
+ * buffers, two per tensor used in turn (a step reads one and writes the other in place, so a step
+ * allocates and copies no state; onnxruntime-node would otherwise copy every output into a fresh
+ * buffer); on WebGPU (onnxruntime-web) every `updated.*` output stays a GPU buffer fed back as the next
+ * step's input, so a step uploads only the batch and reads nothing back. Another engine (e.g. one
+ * keeping everything in its own GPU buffers and encoding a step as one command buffer) implements
+ * `StateStore` and plugs into the same trainer.
+ *
+ * Browser compatible apart from the CPU backend (onnxruntime-node, loaded by core/runtime only when asked).
+ * @module
+ */
+import type { Graph } from "../graph/builder.ts";
+import { toOnnx } from "../graph/onnx_proto.ts";
+import { createSession, type DeviceTensor, pickBackend, type Session } from "../runtime/mod.ts";
+import type { Backend, Device } from "../runtime/types.ts";
+import type { DType, Tensor } from "../tensor.ts";
+import { UPDATED } from "./training_graph.ts";
+
+/** A graph prepared to run over a store (an onnxruntime session, or another engine's program). */
+export interface StepProgram {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Static dtype and shape of each output. */
+  readonly outputs: ReadonlyMap<string, { dtype: DType; shape: number[] }>;
+}
+
+/** Options of `StateStore.run`. */
+export interface RunOptions {
+  /**
+   * Host tensors that receive outputs which are not state, in place (e.g. the all-reduce buffer for
+   * `grad_flat`); they must not share memory with the feeds or the state.
+   */
+  into?: Record<string, Tensor>;
+}
+
+/**
+ * The training state and the engine that runs step graphs over it.
+ *
+ * @example
+ * ```ts
+ * const store = await createStateStore({ device: "cpu" });
+ * store.write("w", w0);
+ * const p = await store.compile(graph);           // inputs: w, x; outputs: updated.w, loss
+ * const { loss } = await store.run(p, { x });     // w <- updated.w, loss read back
+ * const w = (await store.read(["w"])).get("w");
+ * ```
+ */
+export interface StateStore {
+  readonly backend: Backend;
+  /** Where the graphs run, for messages. */
+  readonly deviceName: string;
+  /** Prepares `graph` (its ONNX ops, static shapes) to run over the store. */
+  compile(graph: Graph): Promise<StepProgram>;
+  /**
+   * Runs `program`: inputs named like state come from the store, the rest from `feeds`; each output
+   * `updated.<name>` becomes state `<name>`; other outputs are written into `opts.into` or returned as
+   * host tensors.
+   */
+  run(program: StepProgram, feeds: Record<string, Tensor>, opts?: RunOptions): Promise<Record<string, Tensor>>;
+  /** True when state `name` exists. */
+  has(name: string): boolean;
+  /** Host copies of state tensors (one readback on a device). */
+  read(names: readonly string[]): Promise<Map<string, Tensor>>;
+  /** Sets state `name` (the store never writes into `value`). */
+  write(name: string, value: Tensor): void;
+  /** Drops state `name` (frees device memory). */
+  delete(name: string): void;
+  /** Frees everything. */
+  dispose(): Promise<void>;
+}
+
+/** Options of `createStateStore`. */
+export interface StateStoreOptions {
+  device: Device;
+  /** CPU intra-op threads (default 2). */
+  threads?: number;
+  /** CPU: onnxruntime's worker threads spin between ops (default true; see TrainerOptions.spinning). */
+  spinning?: boolean;
+  /** Where `auto` reports its device choice (default console.error). */
+  log?: (line: string) => void;
+}
+
+type Held = Tensor | DeviceTensor;
+
+function isDevice(t: Held): t is DeviceTensor {
+  return (t as DeviceTensor).kind === "device";
+}
+
+interface OrtProgram extends StepProgram {
+  readonly session: Session;
+}
+
+/** The onnxruntime state store: host buffers on the CPU, GPU buffers on WebGPU. */
+export class OrtStateStore implements StateStore {
+  readonly backend: Backend;
+  readonly deviceName: string;
+  #threads: number;
+  #spinning: boolean;
+  #state = new Map<string, Held>();
+  /** CPU: the two owned buffers per state tensor (one holds the current value, a step writes the other). */
+  #pairs = new Map<string, [Tensor, Tensor]>();
+  #sessions: Session[] = [];
+
+  constructor(backend: Backend, opts: { threads?: number; spinning?: boolean } = {}) {
+    this.backend = backend;
+    this.#threads = opts.threads ?? 2;
+    this.#spinning = opts.spinning ?? true;
+    this.deviceName = backend === "cpu" ? `cpu (onnxruntime-node, ${this.#threads} threads)` : backend;
+  }
+
+  async compile(graph: Graph): Promise<StepProgram> {
+    const outs = graph.outputs();
+    const keep = outs.map((v) => v.name).filter((n) => n.startsWith(UPDATED));
+    const session = await createSession(toOnnx(graph).model, {
+      device: this.backend,
+      threads: this.#threads,
+      spinning: this.#spinning,
+      gpuOutputs: this.backend === "webgpu" ? keep : undefined,
+    });
+    this.#sessions.push(session);
+    const outputs = new Map(outs.map((v) => [v.name, { dtype: v.dtype, shape: v.shape as number[] }]));
+    const program: OrtProgram = { inputNames: session.inputNames, outputNames: session.outputNames, outputs, session };
+    return program;
+  }
+
+  async run(
+    program: StepProgram,
+    feeds: Record<string, Tensor>,
+    opts: RunOptions = {},
+  ): Promise<Record<string, Tensor>> {
+    const { session, inputNames, outputNames } = program as OrtProgram;
+    const all: Record<string, Held> = { ...feeds };
+    for (const n of inputNames) {
+      if (n in all) continue;
+      const s = this.#state.get(n);
+      if (!s) throw new RangeError(`Cannot run the step: no feed and no state named "${n}"`);
+      all[n] = s;
+    }
+    if (session.runInto) {
+      const into: Record<string, Tensor> = { ...opts.into };
+      const commit: [string, Tensor][] = [];
+      const fetch: string[] = [];
+      for (const o of outputNames) {
+        if (!o.startsWith(UPDATED)) {
+          if (!(o in into)) fetch.push(o);
+          continue;
+        }
+        const name = o.slice(UPDATED.length);
+        const info = program.outputs.get(o)!;
+        let pair = this.#pairs.get(name);
+        if (!pair || pair[0].shape.join() !== info.shape.join()) {
+          const z = () => ({ dtype: info.dtype, shape: [...info.shape], data: new Float32Array(numel(info.shape)) });
+          this.#pairs.set(name, pair = [z(), z()]);
+        }
+        const t = this.#state.get(name) === pair[0] ? pair[1] : pair[0];
+        into[o] = t;
+        commit.push([name, t]);
+      }
+      const res = await session.runInto(all, into, fetch);
+      for (const [name, t] of commit) this.#set(name, t);
+      return res;
+    }
+    const out = await session.runDevice(all);
+    const res: Record<string, Tensor> = {};
+    for (const [o, t] of Object.entries(out)) {
+      if (o.startsWith(UPDATED)) {
+        this.#set(o.slice(UPDATED.length), t);
+        continue;
+      }
+      const host = await t.download();
+      if (t.location !== "cpu") t.dispose();
+      const target = opts.into?.[o];
+      if (target) (target.data as Float32Array).set(host.data as Float32Array);
+      else res[o] = host;
+    }
+    return res;
+  }
+
+  #set(name: string, t: Held): void {
+    const old = this.#state.get(name);
+    this.#state.set(name, t);
+    if (old && old !== t && isDevice(old)) old.dispose();
+  }
+
+  has(name: string): boolean {
+    return this.#state.has(name);
+  }
+
+  async read(names: readonly string[]): Promise<Map<string, Tensor>> {
+    const out = new Map<string, Tensor>();
+    for (const n of names) {
+      const t = this.#state.get(n);
+      if (!t) throw new RangeError(`Cannot read state "${n}": it does not exist`);
+      // Copies: the store's own buffers are overwritten two steps later.
+      out.set(n, isDevice(t) ? await t.download() : { ...t, shape: [...t.shape], data: t.data.slice() });
+    }
+    return out;
+  }
+
+  write(name: string, value: Tensor): void {
+    this.#set(name, value);
+  }
+
+  delete(name: string): void {
+    const old = this.#state.get(name);
+    if (old && isDevice(old)) old.dispose();
+    this.#state.delete(name);
+  }
+
+  async dispose(): Promise<void> {
+    // Buffers first: a WebGPU session must outlive the outputs it produced.
+    for (const t of this.#state.values()) if (isDevice(t)) t.dispose();
+    this.#state.clear();
+    this.#pairs.clear();
+    for (const s of this.#sessions) await s.release();
+    this.#sessions = [];
+  }
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * The onnxruntime state store for `--device` (`auto` picks WebGPU on a hardware adapter, else the CPU,
+ * and says so through `log`).
+ */
+export async function createStateStore(opts: StateStoreOptions): Promise<StateStore> {
+  return new OrtStateStore(await pickBackend(opts.device, opts.log), opts);
+}
