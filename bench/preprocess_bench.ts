@@ -36,34 +36,30 @@ import {
   threadCount,
 } from "../core/data/preprocess.ts";
 import { refPath } from "../tests/reference.ts";
+import { parseOptions } from "../cli/options.ts";
 import process from "node:process";
 
 /** UER-py's time for the small run (seconds, measured on this machine class; not re-run). */
 export const UER_PY_SECONDS = 14.5;
 const EXPECTED_INSTANCES = 20515;
 
-function config(corpusPath: string, datasetPath: string, processesNum: number, threads?: number): PreprocessConfig {
-  return {
-    threads,
-    corpusPath,
-    datasetPath,
-    vocabPath: refPath("vocab/google_zh_vocab.txt"),
-    doLowerCase: true,
-    processesNum,
-    dataProcessor: "albert",
-    docsBufferSize: 100000,
-    seqLength: 128,
-    dupFactor: 5,
-    shortSeqProb: 0.1,
-    seed: 7,
-    dynamicMasking: false,
-    wholeWordMasking: false,
-    spanMasking: false,
-    spanGeoProb: 0.2,
-    spanMaxLength: 10,
-    overwrite: true,
-    encodingErrors: "strict",
-  };
+/** The bench's `preprocess` flags: seq 128, dup_factor 5, static masking, `processesNum` ranges. */
+function flags(corpusPath: string, datasetPath: string, processesNum: number): string[] {
+  return [
+    ...["--corpus_path", corpusPath, "--vocab_path", refPath("vocab/google_zh_vocab.txt")],
+    ...["--dataset_path", datasetPath, "--seq_length", "128", "--dup_factor", "5"],
+    ...["--processes_num", String(processesNum), "--target", "albert", "--overwrite", "--quiet"],
+  ];
+}
+
+/** The settings of `flags()` as the CLI parses them, on `threads` threads. */
+async function config(
+  corpusPath: string,
+  datasetPath: string,
+  processesNum: number,
+  threads?: number,
+): Promise<PreprocessConfig> {
+  return { ...await parseOptions("preprocess", flags(corpusPath, datasetPath, processesNum)), threads };
 }
 
 function loadAvg(): string {
@@ -129,7 +125,7 @@ async function measure(
     const t0 = performance.now();
     const c0 = cpuSeconds();
     const m0 = threadCpuSeconds();
-    const s = await preprocessCorpus(config(corpus, `${dir}/out_p${processes}`, processes, threads));
+    const s = await preprocessCorpus(await config(corpus, `${dir}/out_p${processes}`, processes, threads));
     walls.push((performance.now() - t0) / 1000);
     cpus.push(cpuSeconds() - c0);
     mains.push(threadCpuSeconds() - m0);
@@ -162,22 +158,7 @@ function cliArgs(corpus: string, datasetPath: string): string[] {
     "-A",
     new URL("../cli/main.ts", import.meta.url).pathname,
     "preprocess",
-    "--corpus_path",
-    corpus,
-    "--vocab_path",
-    refPath("vocab/google_zh_vocab.txt"),
-    "--dataset_path",
-    datasetPath,
-    "--seq_length",
-    "128",
-    "--dup_factor",
-    "5",
-    "--processes_num",
-    "1",
-    "--target",
-    "albert",
-    "--overwrite",
-    "--quiet",
+    ...flags(corpus, datasetPath, 1),
   ];
 }
 
@@ -296,7 +277,7 @@ async function weakScaling(dir: string, sample: Uint8Array, mb: number, p: numbe
   for (const k of threadSteps(p)) {
     const corpus = `${dir}/weak_${k}.txt`;
     await repeatFile(corpus, sample, copies * k);
-    const r = await timed(config(corpus, `${dir}/weak_out`, k, k));
+    const r = await timed(await config(corpus, `${dir}/weak_out`, k, k));
     await Deno.remove(corpus);
     const together = k > 1 ? await concurrentCli(dir, slice, k) : alone;
     rows.push({
@@ -364,7 +345,7 @@ export async function preprocessBench(
       const plan: [number, number][] = [[1, 1], ...threadSteps(p).map((t): [number, number] => [p, t])];
       for (let rep = 0; rep < (opts.scaleReps ?? 1); rep++) {
         for (const [i, [processes, threads]] of plan.entries()) {
-          const r = await timed(config(big, `${dir}/scale_p${processes}`, processes, threads));
+          const r = await timed(await config(big, `${dir}/scale_p${processes}`, processes, threads));
           if (i > 1 && r.count !== scaling[1].instances) {
             throw new Error(
               `preprocess bench: ${r.count} instances on ${threads} threads, ${scaling[1].instances} on 1`,

@@ -4,7 +4,7 @@
  * Stage messages go to stderr on a TTY unless `--quiet`.
  * @module
  */
-import type { ConvertOptions } from "./flags.ts";
+import type { ConvertOptions } from "../core/flags/mod.ts";
 import { convertModel } from "../convert/convert.ts";
 
 /** Runs `convert`. */
@@ -30,16 +30,7 @@ export async function run(opts: ConvertOptions): Promise<void> {
   const enc = new TextEncoder();
   const started = performance.now();
   const summary = await convertModel(
-    {
-      from: opts.from,
-      to: opts.to,
-      inputModelPath: opts.inputModelPath,
-      outputModelPath: opts.outputModelPath,
-      configPath: opts.configPath,
-      vocabPath: opts.vocabPath,
-      hfFormat: opts.hfFormat,
-      overwrite: opts.overwrite,
-    },
+    { ...opts, to: opts.to },
     (msg) => {
       if (tty) {
         Deno.stderr.writeSync(enc.encode(`convert: ${msg} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`));

@@ -1,11 +1,12 @@
 /**
  * `demo` (what `deno task demo` runs): the model card's chain on the embedded demo corpus and vocab
  * (`fixtures/`, written by `fixtures/make_demo.ts`): tokenize → preprocess → pretrain → convert to HF →
- * fill-mask. Each step calls the same `run()` the subcommand uses; nothing is downloaded.
+ * fill-mask. Each step builds its options with the CLI's own parser and calls the same `run()` the
+ * subcommand uses; nothing is downloaded.
  * @module
  */
-import type { DemoOptions } from "./flags.ts";
-import { NotBuiltError } from "./not_built.ts";
+import type { DemoOptions } from "../core/flags/mod.ts";
+import { parseOptions } from "./options.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { BertTokenizer } from "../core/tokenizer/mod.ts";
 
@@ -18,19 +19,10 @@ async function fixturePath(name: string): Promise<string> {
   return path;
 }
 
-/** One step of the chain; a step whose engine is not built yet is reported and skipped. */
-async function step(title: string, quiet: boolean, body: () => Promise<void>): Promise<boolean> {
+/** One step of the chain, under its title. */
+async function step(title: string, quiet: boolean, body: () => Promise<void>): Promise<void> {
   if (!quiet) console.log(`\n== ${title}`);
-  try {
-    await body();
-    return true;
-  } catch (e) {
-    if (e instanceof NotBuiltError) {
-      console.log(`(skipped: ${e.message})`);
-      return false;
-    }
-    throw e;
-  }
+  await body();
 }
 
 /** Runs the demo. */
@@ -62,127 +54,56 @@ export async function run(opts: DemoOptions): Promise<void> {
 
   const dataset = `${work}/dataset`;
   const model = `${work}/model`;
-  const preprocessed = await step("preprocess (--target albert)", opts.quiet, async () => {
+  const quiet = opts.quiet ? ["--quiet"] : [];
+  await step("preprocess (--target albert)", opts.quiet, async () => {
     const { run: preprocess } = await import("./preprocess.ts");
-    await preprocess({
-      corpusPath,
-      vocabPath,
-      datasetPath: dataset,
-      tokenizer: "bert",
-      doLowerCase: "true",
-      processesNum: 1,
-      dataProcessor: "albert",
-      docsBufferSize: 100000,
-      seqLength: 32,
-      dupFactor: 5,
-      shortSeqProb: 0.1,
-      fullSentences: false,
-      seed: 7,
-      dynamicMasking: false,
-      wholeWordMasking: false,
-      spanMasking: false,
-      spanGeoProb: 0.2,
-      spanMaxLength: 10,
-      overwrite: true,
-      encodingErrors: "strict",
-      quiet: opts.quiet,
-      json: false,
-    });
+    await preprocess(
+      await parseOptions("preprocess", [
+        ...["--corpus_path", corpusPath, "--vocab_path", vocabPath, "--dataset_path", dataset],
+        ...["--target", "albert", "--seq_length", "32", "--overwrite", ...quiet],
+      ]),
+    );
   });
-  if (!preprocessed) return;
 
   // Pretrain the demo model (configs/albert/demo_config.json) from scratch; reports show the loss falling.
   const steps = DEMO_STEPS;
-  const trained = await step(
+  await step(
     `pretrain ${steps} steps from scratch (configs/albert/demo_config.json, UER-py report lines)`,
     opts.quiet,
     async () => {
-      const config = JSON.parse(
-        await Deno.readTextFile(new URL("../configs/albert/demo_config.json", import.meta.url)),
-      );
       const { run: pretrain } = await import("./pretrain.ts");
-      await pretrain({
-        datasetPath: dataset,
-        outputModelPath: model,
-        totalSteps: steps,
-        saveCheckpointSteps: steps,
-        reportSteps: steps / 10,
-        accumulationSteps: 1,
-        batchSize: 32,
-        instancesBufferSize: 25600,
-        dropout: 0,
-        seed: 7,
-        tokenizer: "bert",
-        vocabPath,
-        doLowerCase: "true",
-        embedding: config.embedding,
-        maxSeqLength: config.max_seq_length,
-        removeEmbeddingLayernorm: false,
-        factorizedEmbeddingParameterization: true,
-        encoder: "transformer",
-        mask: "fully_visible",
-        layernormPositioning: "post",
-        feedForward: "dense",
-        parameterSharing: true,
-        target: ["mlm", "sp"],
-        tieWeights: false,
-        pooling: "first",
-        dataProcessor: "albert",
-        deepInit: false,
-        dynamicMasking: false,
-        wholeWordMasking: false,
-        spanMasking: false,
-        spanGeoProb: 0.2,
-        spanMaxLength: 10,
-        learningRate: DEMO_LR,
-        warmup: 0.1,
-        lrDecay: 0.5,
-        optimizer: "adamw",
-        scheduler: "linear",
-        worldSize: 1,
-        gpuRanks: [],
-        masterIp: "tcp://localhost:12345",
-        backend: "nccl",
-        logLevel: "INFO",
-        logFileLevel: "INFO",
-        device: opts.device,
-        quiet: opts.quiet,
-        json: false,
-        config,
-      });
+      await pretrain(
+        await parseOptions("pretrain", [
+          ...["--dataset_path", dataset, "--vocab_path", vocabPath, "--output_model_path", model],
+          ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
+          ...["--total_steps", String(steps), "--save_checkpoint_steps", String(steps)],
+          ...["--report_steps", String(steps / 10), "--batch_size", "32", "--learning_rate", String(DEMO_LR)],
+          ...["--device", opts.device, ...quiet],
+        ]),
+      );
       log(`loss curve: ${model}.loss.svg, metrics: ${model}.metrics.jsonl`);
     },
   );
-  if (!trained) return;
 
   const hf = `${work}/hf`;
-  const converted = await step("convert --to hf (UER names -> HF AlbertForMaskedLM folder)", opts.quiet, async () => {
+  await step("convert --to hf (UER names -> HF AlbertForMaskedLM folder)", opts.quiet, async () => {
     const { run: convert } = await import("./convert.ts");
-    await convert({
-      to: "hf",
-      inputModelPath: `${model}-${steps}`,
-      outputModelPath: hf,
-      vocabPath,
-      hfFormat: "safetensors",
-      overwrite: true,
-      quiet: opts.quiet,
-      json: false,
-    });
+    await convert(
+      await parseOptions("convert", [
+        ...["--input_model_path", `${model}-${steps}`, "--output_model_path", hf, "--vocab_path", vocabPath],
+        ...["--hf_format", "safetensors", "--overwrite", ...quiet],
+      ]),
+    );
   });
-  if (!converted) return;
 
   await step("infer fill-mask on the HF folder", opts.quiet, async () => {
     const { run: infer } = await import("./infer.ts");
-    await infer({
-      modelPath: hf,
-      text: ["中国的首都是[MASK]京。"],
-      topK: 5,
-      batchSize: 64,
-      seqLength: 64,
-      device: opts.device,
-      quiet: opts.quiet,
-      json: false,
-    });
+    await infer(
+      await parseOptions("infer", [
+        ...["--model_path", hf, "--text", "中国的首都是[MASK]京。", "--seq_length", "64"],
+        ...["--device", opts.device, ...quiet],
+      ]),
+    );
   });
 }
 

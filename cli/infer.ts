@@ -5,10 +5,11 @@
  * `.safetensors` or `.npy` file. Tokenizes in hf mode (special tokens in the text are tokens).
  * @module
  */
-import type { InferOptions } from "./flags.ts";
+import type { InferOptions } from "../core/flags/mod.ts";
 import { loadModel } from "../convert/mod.ts";
 import { writeSafetensors } from "../convert/safetensors.ts";
-import { writeFileAtomic } from "../core/io/atomic.ts";
+import { exists, writeFileAtomic } from "../core/io/atomic.ts";
+import { UsageError } from "../core/errors.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { AlbertPipeline, type FillMaskPrediction, type TextInput } from "../core/model/pipeline.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -41,7 +42,11 @@ async function readInputs(opts: InferOptions): Promise<TextInput[]> {
       }
       throw e;
     }
-    lines.push(...text.split("\n").map((l) => l.replace(/\r$/, "")).filter((l) => l.trim() !== ""));
+    // One text per line, blank lines included (the empty text: [CLS] [SEP]), so that output rows line up
+    // with input lines; the newline ending the last line does not start another.
+    const fileLines = text.split("\n").map((l) => l.replace(/\r$/, ""));
+    if (fileLines[fileLines.length - 1] === "") fileLines.pop();
+    lines.push(...fileLines);
   }
   if (lines.length === 0) {
     throw new TypeError('Cannot run infer: no input text\n  hint: pass --text "..." or --test_path file.txt');
@@ -83,11 +88,38 @@ function printFillMask(inputs: TextInput[], results: FillMaskPrediction[][][]) {
   });
 }
 
+/** The file formats `--output_path` takes, by task. */
+const OUTPUT_FORMATS = { "fill-mask": [".jsonl"], "feature-extraction": [".safetensors", ".npy"] } as const;
+
+/** Checks `--output_path` before any work: a format the task writes, and no silent overwrite. */
+async function checkOutput(opts: InferOptions, task: keyof typeof OUTPUT_FORMATS): Promise<void> {
+  const path = opts.outputPath;
+  if (path === undefined) return;
+  const formats: readonly string[] = OUTPUT_FORMATS[task];
+  if (!formats.some((ext) => path.endsWith(ext))) {
+    throw new UsageError(
+      `Cannot write --output_path "${path}": ${task} writes ${formats.join(" or ")} files` +
+        `\n  hint: name the output file with ${formats.join(" or ")}`,
+    );
+  }
+  if (!opts.overwrite && (await exists(path))) {
+    throw new TypeError(
+      `Cannot write --output_path "${path}": it already exists\n  hint: pass --overwrite or another path`,
+    );
+  }
+}
+
 /** Runs `infer`. */
 export async function run(opts: InferOptions): Promise<void> {
   const inputs = await readInputs(opts);
   const hasMask = inputs.some((t) => t.a.includes("[MASK]") || t.b?.includes("[MASK]"));
   const task = opts.task ?? (hasMask ? "fill-mask" : "feature-extraction");
+  if (task !== "fill-mask" && opts.topK !== undefined) {
+    throw new UsageError(
+      `--top_k has no effect with --task ${task}\n  hint: drop --top_k (it counts fill-mask predictions)`,
+    );
+  }
+  await checkOutput(opts, task);
   const model = await loadModel(opts.modelPath, { configPath: opts.configPath });
   const vocabPath = opts.vocabPath ?? model.vocabPath ??
     `${(await isDir(opts.modelPath)) ? opts.modelPath.replace(/\/+$/, "") : dirOf(opts.modelPath)}/vocab.txt`;
@@ -101,7 +133,15 @@ export async function run(opts: InferOptions): Promise<void> {
   const batch = { batchSize: opts.batchSize, seqLength: opts.seqLength, warn };
   try {
     if (task === "fill-mask") {
-      const results = await pipe.fillMask(inputs, opts.topK, batch);
+      const results = await pipe.fillMask(inputs, opts.topK ?? 5, batch);
+      if (opts.outputPath) {
+        // One JSON line per input line: its predictions (one list per [MASK] when it has several).
+        const lines = results.map((r) => JSON.stringify(r.length === 1 ? r[0] : r) + "\n");
+        await writeFileAtomic(opts.outputPath, lines.join(""));
+        if (opts.json) console.log(JSON.stringify({ output_path: opts.outputPath, texts: results.length }));
+        else if (!opts.quiet) console.log(`wrote predictions for ${results.length} texts to "${opts.outputPath}"`);
+        return;
+      }
       if (opts.json) console.log(JSON.stringify(fillMaskJson(results)));
       else printFillMask(inputs, results);
       return;
@@ -118,7 +158,7 @@ export async function run(opts: InferOptions): Promise<void> {
       let bytes: Uint8Array;
       if (opts.outputPath.endsWith(".npy")) {
         bytes = encodeNpy(last);
-      } else if (opts.outputPath.endsWith(".safetensors")) {
+      } else {
         bytes = writeSafetensors(
           new Map<string, Tensor>([
             ["last_hidden_state", last],
@@ -130,10 +170,6 @@ export async function run(opts: InferOptions): Promise<void> {
             }],
           ]),
           { format: "pt", note: "uer-ts infer feature-extraction; rows zero-padded beyond lengths" },
-        );
-      } else {
-        throw new TypeError(
-          `Cannot write --output_path "${opts.outputPath}": unknown extension\n  hint: use .safetensors or .npy`,
         );
       }
       await writeFileAtomic(opts.outputPath, bytes);

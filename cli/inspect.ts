@@ -5,7 +5,7 @@
  * (`--json`: the summary as one JSON line `{"summary": …}`).
  * @module
  */
-import type { InspectOptions } from "./flags.ts";
+import type { InspectOptions } from "../core/flags/mod.ts";
 import { openDataset } from "../core/data/dataset_zarr.ts";
 
 /** Runs `inspect`. */

@@ -4,7 +4,7 @@
  * (lines/s, ETA) goes to stderr when it is a terminal, unless `--quiet`.
  * @module
  */
-import type { PreprocessOptions } from "./flags.ts";
+import type { PreprocessOptions } from "../core/flags/mod.ts";
 import { preprocessCorpus, type PreprocessProgress } from "../core/data/preprocess.ts";
 
 function progressBar(): ((p: PreprocessProgress) => void) | undefined {
@@ -30,28 +30,7 @@ function progressBar(): ((p: PreprocessProgress) => void) | undefined {
 
 /** Runs `preprocess`. */
 export async function run(opts: PreprocessOptions): Promise<void> {
-  const summary = await preprocessCorpus({
-    corpusPath: opts.corpusPath,
-    datasetPath: opts.datasetPath,
-    vocabPath: opts.vocabPath,
-    // NOTE: UER-py compares do_lower_case with the string "true".
-    doLowerCase: opts.doLowerCase === "true",
-    processesNum: opts.processesNum,
-    dataProcessor: opts.dataProcessor,
-    docsBufferSize: opts.docsBufferSize,
-    seqLength: opts.seqLength,
-    dupFactor: opts.dupFactor,
-    shortSeqProb: opts.shortSeqProb,
-    seed: opts.seed,
-    dynamicMasking: opts.dynamicMasking,
-    wholeWordMasking: opts.wholeWordMasking,
-    spanMasking: opts.spanMasking,
-    spanGeoProb: opts.spanGeoProb,
-    spanMaxLength: opts.spanMaxLength,
-    overwrite: opts.overwrite,
-    shard: opts.shard,
-    encodingErrors: opts.encodingErrors,
-  }, opts.quiet ? undefined : progressBar());
+  const summary = await preprocessCorpus(opts, opts.quiet ? undefined : progressBar());
   if (opts.json) {
     console.log(JSON.stringify(summary));
     return;

@@ -20,7 +20,7 @@
  * writes metrics and checkpoints (with every rank's loader position), and reports cover all ranks.
  * @module
  */
-import type { PretrainOptions } from "./flags.ts";
+import type { PretrainOptions } from "../core/flags/mod.ts";
 import { type AlbertConfig, validateConfig } from "../core/config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
@@ -88,38 +88,31 @@ function fail(msg: string): never {
   throw new TypeError(msg);
 }
 
-function checkFlags(opts: PretrainOptions): void {
-  const dp = opts.dataProcessor ?? opts.config.data_processor;
-  if (dp !== "albert") {
-    fail(
-      `Cannot pretrain with --data_processor ${dp}: uer-ts builds only albert` +
-        `\n  hint: pass --data_processor albert (or --target albert, or an ALBERT --config_path)`,
-    );
-  }
-  if (!opts.vocabPath) {
-    fail("Cannot pretrain: --vocab_path is required\n  hint: pass the vocab the dataset was made with");
-  }
-  for (
-    const [flag, v] of [
-      ["total_steps", opts.totalSteps],
-      ["batch_size", opts.batchSize],
-      ["report_steps", opts.reportSteps],
-      ["save_checkpoint_steps", opts.saveCheckpointSteps],
-      ["accumulation_steps", opts.accumulationSteps],
-      ["instances_buffer_size", opts.instancesBufferSize],
-    ] as const
-  ) {
-    if (!(Number.isInteger(v) && v > 0)) fail(`Invalid --${flag} ${v}: must be a positive integer`);
-  }
-}
-
-/** The run's model config: the merged UER config plus the vocab size. */
+/** The run's model config: the config file's model keys and the model flags, with the vocab's size. */
 function runConfig(opts: PretrainOptions, vocabSize: number): AlbertConfig {
   const source = opts.configPath ?? "the ALBERT base defaults";
-  return validateConfig({ ...opts.config, vocab_size: vocabSize }, source);
+  if (opts.model.vocab_size !== undefined && opts.model.vocab_size !== vocabSize) {
+    fail(
+      `Cannot use config "${source}": its vocab_size ${opts.model.vocab_size} differs from --vocab_path ` +
+        `"${opts.vocabPath}" (${vocabSize} tokens)\n  hint: remove vocab_size from the config (UER-py takes it from the vocab)`,
+    );
+  }
+  return validateConfig({
+    ...opts.model,
+    max_seq_length: opts.maxSeqLength,
+    dropout: opts.dropout,
+    embedding: opts.embedding,
+    encoder: opts.encoder,
+    mask: opts.mask,
+    target: opts.target,
+    data_processor: opts.dataProcessor,
+    factorized_embedding_parameterization: opts.factorizedEmbeddingParameterization,
+    parameter_sharing: opts.parameterSharing,
+    vocab_size: vocabSize,
+  }, source);
 }
 
-/** Checks that the dataset fits the run (vocab, seq_length, processor), naming the flag to change. */
+/** Checks that the dataset fits the run (vocab, seq_length, masking), naming the flag to change. */
 function checkDataset(ds: DatasetReader, opts: PretrainOptions, hash: string, cfg: AlbertConfig): void {
   const a = ds.attrs;
   if (a.vocab_hash !== hash) {
@@ -135,11 +128,17 @@ function checkDataset(ds: DatasetReader, opts: PretrainOptions, hash: string, cf
         `\n  hint: use a --config_path (or --max_seq_length) with max_seq_length >= ${a.seq_length}`,
     );
   }
-  if (opts.dynamicMasking && ds.staticMasking) {
-    fail(
-      `Cannot pretrain with --dynamic_masking on dataset "${opts.datasetPath}": it was preprocessed with static masks` +
-        `\n  hint: drop --dynamic_masking, or preprocess with --dynamic_masking`,
-    );
+  if (ds.staticMasking) {
+    // UER-py's loader masks only datasets preprocessed with --dynamic_masking; with static masks the
+    // masking flags would do nothing.
+    for (const [flag, on] of [["whole_word_masking", opts.wholeWordMasking], ["span_masking", opts.spanMasking]]) {
+      if (!on) continue;
+      fail(
+        `Cannot pretrain with --${flag} on dataset "${opts.datasetPath}": its masks were drawn by preprocess ` +
+          `(static masking), so the flag would have no effect` +
+          `\n  hint: preprocess with --dynamic_masking --${flag}, or drop --${flag}`,
+      );
+    }
   }
 }
 
@@ -200,7 +199,6 @@ function duration(s: number): string {
 
 /** Runs `pretrain`. */
 export async function run(opts: PretrainOptions): Promise<void> {
-  checkFlags(opts);
   // Data parallel (core/parallel): outside mpirun, --world_size N > 1 re-runs this command as N ranks under
   // mpirun and waits; under mpirun (or with one rank) this process trains as its rank.
   const dist = await startDistributed({ worldSize: opts.worldSize, gpuRanks: opts.gpuRanks, device: opts.device });
@@ -325,7 +323,7 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
         spanGeoProb: opts.spanGeoProb,
         spanMaxLength: opts.spanMaxLength,
         wholeWord: opts.wholeWordMasking
-          ? await wholeWordSupport(new BertTokenizer(vocab, { mode: "uer", doLowerCase: opts.doLowerCase === "true" }))
+          ? await wholeWordSupport(new BertTokenizer(vocab, { mode: "uer", doLowerCase: opts.doLowerCase }))
           : undefined,
       })
       : undefined;

@@ -5,7 +5,7 @@
  * core/tokenizer/bert_tokenizer.ts. Invalid UTF-8 stops with an error naming `stdin:LINE`.
  * @module
  */
-import type { TokenizeOptions } from "./flags.ts";
+import type { TokenizeOptions } from "../core/flags/mod.ts";
 import { firstInvalidUtf8, readVocabFile } from "../core/io/vocab_file.ts";
 import { BertTokenizer } from "../core/tokenizer/mod.ts";
 
@@ -14,7 +14,7 @@ const FLUSH_CHARS = 1 << 16;
 /** Runs `tokenize`: stdin lines → id arrays on stdout. */
 export async function run(opts: TokenizeOptions): Promise<void> {
   const vocab = await readVocabFile(opts.vocabPath, opts.mode);
-  const tok = new BertTokenizer(vocab, { mode: opts.mode, doLowerCase: opts.doLowerCase === "true" });
+  const tok = new BertTokenizer(vocab, { mode: opts.mode, doLowerCase: opts.doLowerCase });
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   const encoder = new TextEncoder();
   const stdout = Deno.stdout;

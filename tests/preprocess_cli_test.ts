@@ -49,8 +49,9 @@ function pre(corpus: string, dataset: string, ...extra: string[]): string[] {
   ];
 }
 
-function assertOneLineError(r: { code: number; err: string }, pattern: RegExp) {
-  assert.notEqual(r.code, 0);
+/** One `error:` line naming the cause, then its hint; exit 1 (runtime/data error) unless `code` says 2 (usage). */
+function assertOneLineError(r: { code: number; err: string }, pattern: RegExp, code: 1 | 2 = 1) {
+  assert.equal(r.code, code, r.err);
   const first = r.err.split("\n")[0];
   assert.match(first, /^error: /);
   assert.match(first, pattern);
@@ -107,10 +108,11 @@ Deno.test("preprocess names the line of invalid UTF-8, and --encoding_errors rep
 Deno.test("preprocess rejects --seq_length below 4 and --data_processor other than albert, naming the flag", async () => {
   const args = pre(DOCS, `${tmp}/s3`);
   args[args.indexOf("48")] = "3";
-  assertOneLineError(await cli(args), /--seq_length 3/);
+  assertOneLineError(await cli(args), /--seq_length' must be at least 4, got 3/, 2);
   const bert = pre(DOCS, `${tmp}/b`).filter((a) => a !== "--target" && a !== "albert");
-  assertOneLineError(await cli(bert), /--data_processor bert/);
-  assertOneLineError(await cli(pre(DOCS, `${tmp}/sh`, "--shard", "2/2")), /--shard "2\/2"/);
+  assertOneLineError(await cli(bert), /--data_processor': 'bert' \(UER-py's default\) is not built/, 2);
+  assertOneLineError(await cli(pre(DOCS, `${tmp}/sh`, "--shard", "2/2")), /--shard "2\/2"/, 2);
+  for (const d of ["s3", "b", "sh"]) assert.ok(!(await exists(`${tmp}/${d}`)));
 });
 
 Deno.test("inspect names a missing dataset", async () => {

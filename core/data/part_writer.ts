@@ -38,7 +38,6 @@ export interface DatasetAttributes {
   seed: number;
   dup_factor: number;
   short_seq_prob: number;
-  docs_buffer_size: number;
   dynamic_masking: boolean;
   whole_word_masking: boolean;
   span_masking: boolean;

@@ -13,7 +13,9 @@
  * @module
  */
 
-import { exists, tempSibling } from "../io/atomic.ts";
+import { exists, writeDirAtomic } from "../io/atomic.ts";
+import type { PreprocessOptions } from "../flags/mod.ts";
+import { UsageError } from "../errors.ts";
 import { readVocabFile } from "../io/vocab_file.ts";
 import { BertTokenizer, type Vocab, vocabHash } from "../tokenizer/mod.ts";
 import { bmpClassTable } from "../tokenizer/char_class.ts";
@@ -34,37 +36,41 @@ import {
   type WorkerRequest,
 } from "./preprocess_worker.ts";
 
-/** Preprocess settings (UER-py's flags, camelCase; see cli/flags.ts). */
-export interface PreprocessConfig {
-  corpusPath: string;
-  datasetPath: string;
-  vocabPath?: string;
-  doLowerCase: boolean;
-  processesNum: number;
-  dataProcessor: string;
-  docsBufferSize: number;
-  seqLength: number;
-  dupFactor: number;
-  shortSeqProb: number;
-  seed: number;
-  dynamicMasking: boolean;
-  wholeWordMasking: boolean;
-  spanMasking: boolean;
-  spanGeoProb: number;
-  spanMaxLength: number;
-  overwrite: boolean;
-  /** `K/N` with 0 ≤ K < N. */
-  shard?: string;
-  encodingErrors: "strict" | "replace";
-  /** Run every group of ranges on a Deno Worker, none in this thread (tests). */
-  forceWorkers?: boolean;
-  /** Threads to spread the ranges over, instead of one per 4 MiB of corpus (tests). */
-  threads?: number;
-  /** Bytes per corpus scan piece, instead of SCAN_PIECE_BYTES (tests). */
-  scanPieceBytes?: number;
-  /** Largest range (bytes) whose token ids are kept between passes, instead of `tokenCacheLimit` (tests). */
-  tokenCacheBytes?: number;
-}
+/**
+ * Preprocess settings: the `preprocess` options that shape the dataset (core/flags/preprocess.ts, where
+ * each is declared and checked), plus knobs the tests use to force a thread layout.
+ */
+export type PreprocessConfig =
+  & Pick<
+    PreprocessOptions,
+    | "corpusPath"
+    | "datasetPath"
+    | "vocabPath"
+    | "doLowerCase"
+    | "processesNum"
+    | "seqLength"
+    | "dupFactor"
+    | "shortSeqProb"
+    | "seed"
+    | "dynamicMasking"
+    | "wholeWordMasking"
+    | "spanMasking"
+    | "spanGeoProb"
+    | "spanMaxLength"
+    | "overwrite"
+    | "shard"
+    | "encodingErrors"
+  >
+  & {
+    /** Run every group of ranges on a Deno Worker, none in this thread (tests). */
+    forceWorkers?: boolean;
+    /** Threads to spread the ranges over, instead of one per 4 MiB of corpus (tests). */
+    threads?: number;
+    /** Bytes per corpus scan piece, instead of SCAN_PIECE_BYTES (tests). */
+    scanPieceBytes?: number;
+    /** Largest range (bytes) whose token ids are kept between passes, instead of `tokenCacheLimit` (tests). */
+    tokenCacheBytes?: number;
+  };
 
 /** Progress of a run: lines processed over all passes and workers. */
 export interface PreprocessProgress {
@@ -115,7 +121,7 @@ export function parseShard(text: string): { index: number; count: number } {
   const k = m ? Number(m[1]) : NaN;
   const n = m ? Number(m[2]) : NaN;
   if (!m || !(n >= 1) || !(k >= 0 && k < n)) {
-    throw new RangeError(
+    throw new UsageError(
       `Invalid --shard "${text}": expected K/N with 0 <= K < N\n  hint: --shard 0/4 is the first of 4 shards`,
     );
   }
@@ -125,41 +131,6 @@ export function parseShard(text: string): { index: number; count: number } {
 /** UER-py's worker ranges: `[i * lines // n, (i + 1) * lines // n)`. */
 export function lineRanges(lines: number, n: number): [number, number][] {
   return Array.from({ length: n }, (_, i) => [Math.floor(i * lines / n), Math.floor((i + 1) * lines / n)]);
-}
-
-function checkConfig(c: PreprocessConfig): void {
-  const dp = c.dataProcessor;
-  if (dp !== "albert") {
-    throw new RangeError(
-      `Cannot preprocess with --data_processor ${dp}: only albert is built` +
-        `\n  hint: pass --data_processor albert (or the model card's --target albert)`,
-    );
-  }
-  const intFlag = (name: string, v: number, min: number) => {
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`Invalid --${name} ${v}: must be an integer >= ${min}`);
-  };
-  if (!(Number.isInteger(c.seqLength) && c.seqLength >= 4)) {
-    throw new RangeError(
-      `Invalid --seq_length ${c.seqLength}: must be at least 4 ([CLS] A [SEP] B [SEP] needs 3 special tokens)`,
-    );
-  }
-  intFlag("processes_num", c.processesNum, 1);
-  intFlag("dup_factor", c.dupFactor, 1);
-  intFlag("seed", c.seed, 0);
-  if (!(c.shortSeqProb >= 0 && c.shortSeqProb <= 1)) {
-    throw new RangeError(`Invalid --short_seq_prob ${c.shortSeqProb}: must be in [0, 1]`);
-  }
-  if (c.spanMasking) {
-    intFlag("span_max_length", c.spanMaxLength, 1);
-    if (!(c.spanGeoProb > 0 && c.spanGeoProb <= 1)) {
-      throw new RangeError(`Invalid --span_geo_prob ${c.spanGeoProb}: must be in (0, 1]`);
-    }
-  }
-  if (!c.vocabPath) {
-    throw new TypeError(
-      `Cannot preprocess "${c.corpusPath}": --vocab_path is required\n  hint: pass --vocab_path models/google_zh_vocab.txt`,
-    );
-  }
 }
 
 /** The corpus's size, or a one-line error naming it (missing, a directory). */
@@ -329,7 +300,8 @@ async function runJobs(
  *
  * @example
  * ```ts
- * await preprocessCorpus({ corpusPath: "corpus.txt", datasetPath: "dataset", vocabPath: "vocab.txt", ... });
+ * const cfg = await parseOptions("preprocess", ["--corpus_path", "c.txt", "--vocab_path", "v.txt", "--target", "albert"]);
+ * await preprocessCorpus(cfg);
  * ```
  */
 export async function preprocessCorpus(
@@ -337,14 +309,12 @@ export async function preprocessCorpus(
   onProgress?: (p: PreprocessProgress) => void,
 ): Promise<PreprocessSummary> {
   const t0 = performance.now();
-  checkConfig(cfg);
   const shard = cfg.shard ? parseShard(cfg.shard) : null;
   if (!cfg.overwrite && (await exists(cfg.datasetPath))) {
     throw new TypeError(
       `Cannot write dataset "${cfg.datasetPath}": it already exists\n  hint: pass --overwrite or another --dataset_path`,
     );
   }
-  const vocabPath = cfg.vocabPath!;
   // One thread per MIN_BYTES_PER_THREAD of corpus, range and core; this one too unless forceWorkers.
   // The workers start now, so their start-up overlaps the vocab parse and the first scan pieces.
   const bytes = await corpusSize(cfg.corpusPath);
@@ -352,22 +322,28 @@ export async function preprocessCorpus(
   const inThread = !cfg.forceWorkers;
   const pool = new WorkerPool(threads - (inThread ? 1 : 0));
   try {
-    return await build(cfg, shard, vocabPath, bytes, inThread, pool, t0, onProgress);
+    return await build({ cfg, shard, bytes, inThread, pool, t0, onProgress });
   } finally {
     pool.terminate();
   }
 }
 
-async function build(
-  cfg: PreprocessConfig,
-  shard: { index: number; count: number } | null,
-  vocabPath: string,
-  bytes: number,
-  inThread: boolean,
-  pool: WorkerPool,
-  t0: number,
-  onProgress?: (p: PreprocessProgress) => void,
-): Promise<PreprocessSummary> {
+/** One run of `preprocessCorpus`: its settings and the threads it has. */
+interface Build {
+  cfg: PreprocessConfig;
+  shard: { index: number; count: number } | null;
+  /** Corpus size in bytes. */
+  bytes: number;
+  /** Whether this thread runs ranges too. */
+  inThread: boolean;
+  pool: WorkerPool;
+  /** `performance.now()` at the start. */
+  t0: number;
+  onProgress?: (p: PreprocessProgress) => void;
+}
+
+async function build({ cfg, shard, bytes, inThread, pool, t0, onProgress }: Build): Promise<PreprocessSummary> {
+  const vocabPath = cfg.vocabPath;
   // Workers get the vocab text and the character table first, so their tokenizers are built while
   // this thread parses the vocab and scans the corpus (readVocabFile reports a bad vocab file).
   if (pool.workers.length > 0) {
@@ -389,16 +365,15 @@ async function build(
         `\n  hint: end the last line with a newline`,
     );
   }
-  // NOTE: UER-py forces dup_factor 1 with dynamic masking (preprocess.py).
-  const dupFactor = cfg.dynamicMasking ? 1 : cfg.dupFactor;
   const workersTotal = cfg.processesNum * (shard ? shard.count : 1);
   const ranges = lineRanges(scan.newlines, workersTotal);
   const mine = shard ? ranges.slice(shard.index * cfg.processesNum, (shard.index + 1) * cfg.processesNum) : ranges;
   const layout = partLayout(cfg.seqLength, vocab.size, !cfg.dynamicMasking);
 
-  const tmp = tempSibling(cfg.datasetPath);
-  await Deno.mkdir(`${tmp}/parts`, { recursive: true });
-  try {
+  let summary: PreprocessSummary | undefined;
+  // The dataset is assembled in a temporary sibling folder and renamed into place when complete.
+  await writeDirAtomic(cfg.datasetPath, async (tmp) => {
+    await Deno.mkdir(`${tmp}/parts`, { recursive: true });
     const jobs: RangeJob[] = [];
     const cacheMaxBytes = cfg.tokenCacheBytes ?? tokenCacheLimit(pool.workers.length + (inThread ? 1 : 0));
     const starts = await Promise.all(mine.map(([start]) => offsetOfLine(cfg.corpusPath, scan, start)));
@@ -423,19 +398,27 @@ async function build(
           spanMaxLength: cfg.spanMaxLength,
         },
         seed: cfg.seed,
-        dupFactor,
+        dupFactor: cfg.dupFactor,
         encodingErrors: cfg.encodingErrors,
         layout,
         cacheMaxBytes,
       });
     }
-    const totalLines = jobs.reduce((s, j) => s + Math.max(j.lineEnd, j.lineStart + 1) - j.lineStart, 0) * dupFactor;
+    const totalLines = jobs.reduce((s, j) => s + Math.max(j.lineEnd, j.lineStart + 1) - j.lineStart, 0) *
+      cfg.dupFactor;
     let done = 0;
     const { results, ranges } = await runJobs(jobs, inThread, vocab, cfg.doLowerCase, pool, (n) => {
       done += n;
       onProgress?.({ lines: done, totalLines });
     }, clock);
     const count = results.reduce((s, r) => s + r.count, 0);
+    if (count === 0) {
+      throw new TypeError(
+        `Cannot preprocess "${cfg.corpusPath}": its ${scan.newlines} lines gave no instance` +
+          ` (a document needs a line with at least one token)` +
+          `\n  hint: check the corpus: one sentence per line, documents separated by blank lines`,
+      );
+    }
     const replaced = results.reduce((s, r) => s + r.replacedLines, 0);
     const attrs: DatasetAttributes = {
       format: DATASET_FORMAT,
@@ -448,9 +431,8 @@ async function build(
       special_ids: { pad: vocab.padId, unk: vocab.unkId, cls: vocab.clsId, sep: vocab.sepId, mask: vocab.maskId },
       seq_length: cfg.seqLength,
       seed: cfg.seed,
-      dup_factor: dupFactor,
+      dup_factor: cfg.dupFactor,
       short_seq_prob: cfg.shortSeqProb,
-      docs_buffer_size: cfg.docsBufferSize,
       dynamic_masking: cfg.dynamicMasking,
       whole_word_masking: cfg.wholeWordMasking,
       span_masking: cfg.spanMasking,
@@ -472,25 +454,15 @@ async function build(
       `${tmp}/parts/zarr.json`,
       JSON.stringify({ zarr_format: 3, node_type: "group", attributes: {} }),
     );
-    if (cfg.overwrite && (await exists(cfg.datasetPath))) {
-      const old = tempSibling(cfg.datasetPath) + ".old";
-      await Deno.rename(cfg.datasetPath, old);
-      await Deno.rename(tmp, cfg.datasetPath);
-      await Deno.remove(old, { recursive: true });
-    } else {
-      await Deno.rename(tmp, cfg.datasetPath);
-    }
-    return {
+    summary = {
       datasetPath: cfg.datasetPath,
       count,
       parts: jobs.length,
       corpusLines: scan.newlines,
       replacedLines: replaced,
-      seconds: clock(),
+      seconds: 0,
       timeline: { threads: pool.workers.length + (inThread ? 1 : 0), scanned, ranges },
     };
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
-  }
+  }, { overwrite: cfg.overwrite });
+  return { ...summary!, seconds: clock() };
 }

@@ -10,7 +10,9 @@ import {
   tokenCacheLimit,
 } from "./preprocess.ts";
 import { openDataset } from "./dataset_zarr.ts";
+import { UsageError } from "../errors.ts";
 import { refJsonl, refPath } from "../../tests/reference.ts";
+import { parseOptions } from "../../cli/options.ts";
 
 interface RefInstance {
   src: number[];
@@ -20,28 +22,25 @@ interface RefInstance {
   seg_pos: [number, number];
 }
 
-function config(corpusPath: string, datasetPath: string, over: Partial<PreprocessConfig> = {}): PreprocessConfig {
-  return {
-    corpusPath,
-    datasetPath,
-    vocabPath: refPath("vocab/google_zh_vocab.txt"),
-    doLowerCase: true,
-    processesNum: 1,
-    dataProcessor: "albert",
-    docsBufferSize: 100000,
-    seqLength: 48,
-    dupFactor: 1,
-    shortSeqProb: 0.1,
-    seed: 7,
-    dynamicMasking: false,
-    wholeWordMasking: false,
-    spanMasking: false,
-    spanGeoProb: 0.2,
-    spanMaxLength: 10,
-    overwrite: false,
-    encodingErrors: "strict",
-    ...over,
-  };
+/** The CLI's options for these flags (seq 48, dup_factor 1 unless `argv` says otherwise), plus test knobs. */
+async function config(
+  corpusPath: string,
+  datasetPath: string,
+  argv: string[] = [],
+  knobs: Partial<PreprocessConfig> = {},
+): Promise<PreprocessConfig> {
+  const opts = await parseOptions("preprocess", [
+    ...[
+      "--corpus_path",
+      corpusPath,
+      "--dataset_path",
+      datasetPath,
+      "--vocab_path",
+      refPath("vocab/google_zh_vocab.txt"),
+    ],
+    ...["--target", "albert", "--seq_length", "48", "--dup_factor", "1", ...argv],
+  ]);
+  return { ...opts, ...knobs };
 }
 
 async function readAll(path: string) {
@@ -59,7 +58,9 @@ const tmp = await Deno.makeTempDir();
 for (const [dir, seqLength] of [["train_trace", 64], ["train_trace_docs", 48]] as const) {
   Deno.test(`preprocessCorpus() writes UER-py's instances for ${dir} (--processes_num 1 --seed 7 --dup_factor 1)`, async () => {
     const out = `${tmp}/${dir}`;
-    const s = await preprocessCorpus(config(refPath(`albert-tiny/${dir}/corpus.txt`), out, { seqLength }));
+    const s = await preprocessCorpus(
+      await config(refPath(`albert-tiny/${dir}/corpus.txt`), out, ["--seq_length", String(seqLength)]),
+    );
     const ref = await refJsonl<RefInstance>(`albert-tiny/${dir}/instances.jsonl`);
     const { ds, out: got } = await readAll(out);
     assert.equal(s.count, ref.length);
@@ -77,10 +78,13 @@ for (const [dir, seqLength] of [["train_trace", 64], ["train_trace_docs", 48]] a
 
 Deno.test("preprocessCorpus() splits --processes_num N like UER-py and equals the N shards combined", async () => {
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
-  await preprocessCorpus(config(corpus, `${tmp}/p2`, { processesNum: 2, dupFactor: 2 }));
-  await preprocessCorpus(config(corpus, `${tmp}/shards/a`, { shard: "1/2", dupFactor: 2 }));
+  await preprocessCorpus(await config(corpus, `${tmp}/p2`, ["--processes_num", "2", "--dup_factor", "2"]));
+  await preprocessCorpus(await config(corpus, `${tmp}/shards/a`, ["--shard", "1/2", "--dup_factor", "2"]));
   await preprocessCorpus(
-    config(corpus, `${tmp}/shards/b`, { shard: "0/2", dupFactor: 2, forceWorkers: true, threads: 1 }),
+    await config(corpus, `${tmp}/shards/b`, ["--shard", "0/2", "--dup_factor", "2"], {
+      forceWorkers: true,
+      threads: 1,
+    }),
   );
   const p2 = await readAll(`${tmp}/p2`);
   const shards = await readAll(`${tmp}/shards`);
@@ -90,7 +94,7 @@ Deno.test("preprocessCorpus() splits --processes_num N like UER-py and equals th
   // Worker 0 reads lines [0, 120) re-seeded with 7: the same as a single-process run on those lines.
   const head = (await Deno.readTextFile(corpus)).split("\n").slice(0, 120).join("\n") + "\n";
   await Deno.writeTextFile(`${tmp}/head.txt`, head);
-  await preprocessCorpus(config(`${tmp}/head.txt`, `${tmp}/head`, { dupFactor: 2 }));
+  await preprocessCorpus(await config(`${tmp}/head.txt`, `${tmp}/head`, ["--dup_factor", "2"]));
   const headOut = (await readAll(`${tmp}/head`)).out;
   assert.deepEqual(p2.out.slice(0, headOut.length), headOut);
   assert.equal(p2.ds.attrs.parts[0].count, headOut.length);
@@ -100,7 +104,7 @@ Deno.test("preprocessCorpus() reads CRLF line ends and a BOM as UER-py's text mo
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
   const text = await Deno.readTextFile(corpus);
   await Deno.writeTextFile(`${tmp}/crlf.txt`, "\ufeff" + text.replaceAll("\n", "\r\n"));
-  await preprocessCorpus(config(`${tmp}/crlf.txt`, `${tmp}/crlf`));
+  await preprocessCorpus(await config(`${tmp}/crlf.txt`, `${tmp}/crlf`));
   const ref = await refJsonl<RefInstance>("albert-tiny/train_trace_docs/instances.jsonl");
   const got = (await readAll(`${tmp}/crlf`)).out;
   assert.deepEqual(got.map((g) => g.src), ref.map((r) => r.src));
@@ -108,7 +112,7 @@ Deno.test("preprocessCorpus() reads CRLF line ends and a BOM as UER-py's text mo
 
 Deno.test("preprocessCorpus() with --dynamic_masking stores unmasked instances and forces dup_factor 1", async () => {
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
-  await preprocessCorpus(config(corpus, `${tmp}/dyn`, { dynamicMasking: true, dupFactor: 5 }));
+  await preprocessCorpus(await config(corpus, `${tmp}/dyn`, ["--dynamic_masking", "--dup_factor", "5"]));
   const { ds, out } = await readAll(`${tmp}/dyn`);
   assert.equal(ds.attrs.dup_factor, 1);
   assert.equal(ds.staticMasking, false);
@@ -121,11 +125,11 @@ Deno.test("preprocessCorpus() leaves nothing under --dataset_path when it fails,
   await Deno.writeFile(`${tmp}/bad.txt`, bad);
   const before = [...Deno.readDirSync(tmp)].length;
   await assert.rejects(
-    () => preprocessCorpus(config(`${tmp}/bad.txt`, `${tmp}/bad_ds`)),
+    async () => preprocessCorpus(await config(`${tmp}/bad.txt`, `${tmp}/bad_ds`)),
     /line 241 is not valid UTF-8/,
   );
   assert.equal([...Deno.readDirSync(tmp)].length, before, "no dataset and no temporary folder left");
-  const s = await preprocessCorpus(config(`${tmp}/bad.txt`, `${tmp}/bad_ds`, { encodingErrors: "replace" }));
+  const s = await preprocessCorpus(await config(`${tmp}/bad.txt`, `${tmp}/bad_ds`, ["--encoding_errors", "replace"]));
   assert.equal(s.replacedLines, 1);
   assert.equal((await openDataset(`${tmp}/bad_ds`)).attrs.replaced_lines, 1);
 });
@@ -133,7 +137,7 @@ Deno.test("preprocessCorpus() leaves nothing under --dataset_path when it fails,
 Deno.test("parseShard() and lineRanges() follow UER-py's split", () => {
   assert.deepEqual(parseShard("2/4"), { index: 2, count: 4 });
   assert.throws(() => parseShard("4/4"), /--shard "4\/4"/);
-  assert.throws(() => parseShard("x"), RangeError);
+  assert.throws(() => parseShard("x"), UsageError);
   assert.deepEqual(lineRanges(10, 3), [[0, 3], [3, 6], [6, 10]]);
 });
 
@@ -152,13 +156,15 @@ Deno.test("threadCount() puts UER-py's ranges on one thread per 4 MiB and core; 
 
 Deno.test("preprocessCorpus() gives the same dataset however ranges and scan are spread, with or without the id cache", async () => {
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
-  const base = { processesNum: 3, dupFactor: 2 };
-  await preprocessCorpus(config(corpus, `${tmp}/t1`, base)); // one thread runs the 3 ranges
+  const base = ["--processes_num", "3", "--dup_factor", "2"];
+  await preprocessCorpus(await config(corpus, `${tmp}/t1`, base)); // one thread runs the 3 ranges
   // This thread and a worker take the 3 ranges as they free up; both scan the corpus in 1 kB pieces.
-  await preprocessCorpus(config(corpus, `${tmp}/t2`, { ...base, threads: 2, scanPieceBytes: 1000 }));
-  await preprocessCorpus(config(corpus, `${tmp}/t3`, { ...base, threads: 2, forceWorkers: true, scanPieceBytes: 999 }));
+  await preprocessCorpus(await config(corpus, `${tmp}/t2`, base, { threads: 2, scanPieceBytes: 1000 }));
+  await preprocessCorpus(
+    await config(corpus, `${tmp}/t3`, base, { threads: 2, forceWorkers: true, scanPieceBytes: 999 }),
+  );
   // No range keeps its token ids: the second pass reads and tokenizes again.
-  await preprocessCorpus(config(corpus, `${tmp}/t4`, { ...base, tokenCacheBytes: 0 }));
+  await preprocessCorpus(await config(corpus, `${tmp}/t4`, base, { tokenCacheBytes: 0 }));
   const [a, b, c, d] = await Promise.all(["t1", "t2", "t3", "t4"].map((t) => readAll(`${tmp}/${t}`)));
   assert.deepEqual(a.ds.attrs.parts.map((p) => p.lines), lineRanges(240, 3));
   assert.ok(a.out.length > 0);

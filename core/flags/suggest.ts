@@ -1,5 +1,5 @@
 /**
- * The closest valid name for a mistyped flag or command: a candidate that contains the typed name
+ * The closest valid name for a mistyped flag, config key or command: a candidate that contains the typed name
  * (or is contained by it) wins, otherwise the smallest edit distance.
  * @module
  */
