@@ -302,6 +302,9 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
     device: rankDevice.device,
     accumulationSteps: opts.accumulationSteps,
     weightDecay: 0.01,
+    dropout: opts.dropout,
+    seed: opts.seed,
+    startMicroStep: startStep,
     // Data parallel: ranks on one machine share its cores; gradients are averaged between the halves.
     ...(comm.size > 1
       ? {

@@ -91,6 +91,7 @@ function check(state: FlagState, name: string, row: FlagRow, v: unknown, origin:
       fail(state, name, origin, `must be greater than ${row.above}, got ${x}`);
     }
     if (row.max !== undefined && x > row.max) fail(state, name, origin, `must be at most ${row.max}, got ${x}`);
+    if (row.below !== undefined && !(x < row.below)) fail(state, name, origin, `must be below ${row.below}, got ${x}`);
   }
 }
 

@@ -93,9 +93,9 @@ export const PRETRAIN_FLAGS = {
   dropout: {
     type: "float",
     default: 0.1,
-    built: [0],
-    hint: 'uer-ts trains without dropout, as UER-py\'s ALBERT configs do ("dropout": 0.0)',
-    help: "Dropout value (only 0 is built; ALBERT configs set 0.0).",
+    min: 0,
+    below: 1,
+    help: "Dropout probability (UER-py's ALBERT configs set 0.0).",
     uer: "pretrain.py:36",
   },
   seed: { type: "int", default: 7, min: 0, help: "Random seed.", uer: "pretrain.py:37" },

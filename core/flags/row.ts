@@ -34,6 +34,8 @@ export interface FlagRow {
   readonly min?: number;
   /** A bound the value must exceed (exclusive minimum). */
   readonly above?: number;
+  /** A bound the value must stay under (exclusive maximum). */
+  readonly below?: number;
   /** Largest value allowed. */
   readonly max?: number;
   /** A value error's hint line (default: see `<command> --help`). */
