@@ -15,7 +15,7 @@ import { GRAD_RULES, type ScatterMode } from "./rules.ts";
 
 /** Options of `grad`. */
 export interface GradOptions {
-  /** Scatter-add flavour of Gather gradients: "matmul" (WebGPU-safe, default) or "scatternd" (CPU). */
+  /** Scatter-add flavour of Gather gradients: "matmul" (WebGPU-safe, default) or "scatter" (CPU). */
   scatter?: ScatterMode;
   /** d loss / d loss (default the constant 1); e.g. a `1 / accumulation_steps` input. */
   seed?: Value;
@@ -116,7 +116,7 @@ export function gradUnits(g: Graph): Node[] {
  *
  * @example
  * ```ts
- * const grads = grad(g, loss, g.params(), { scatter: "scatternd" });
+ * const grads = grad(g, loss, g.params(), { scatter: "scatter" });
  * g.output(grads.get(g.paramByName("target.sp.linear_2.bias")!)!, "grad.target.sp.linear_2.bias");
  * ```
  */

@@ -8,8 +8,8 @@
  * the fused loss ops of losses.ts (`Graph.fused`: softmax cross-entropy, and the same behind a linear
  * output layer). Everything a rule emits is on the WebGPU EP's op list (DESIGN.md §3): no OneHot, no
  * int64 arithmetic; the scatter-add of an embedding gradient is either `MatMul(onehotᵀ, dy)` with
- * the one-hot built as `Equal(float ids, float iota)` (WebGPU) or `ScatterND` with reduction add
- * (CPU, where it avoids the [N,V] one-hot). Mirrors tinygrad's `gradient.py` (one pattern per op).
+ * the one-hot built as `Equal(float ids, float iota)` (WebGPU) or `ScatterElements` with reduction add
+ * (CPU, where it avoids the [N,V] one-hot; not `ScatterND`, whose CPU kernel races, see `scatterAddRows`). Mirrors tinygrad's `gradient.py` (one pattern per op).
  * Browser compatible: no Deno APIs.
  * @module
  */
@@ -17,7 +17,7 @@ import { A, type Graph, makeTensor, type Node, type Value } from "../graph/build
 import { constInts } from "../graph/shapes.ts";
 
 /** How scatter-adds (Gather gradients) are written. */
-export type ScatterMode = "matmul" | "scatternd";
+export type ScatterMode = "matmul" | "scatter";
 
 /** What a rule knows besides `dy` and the inputs. */
 export interface GradContext {
@@ -79,14 +79,19 @@ function iota(g: Graph, n: number, dtype: Value["dtype"]): Value {
 
 /**
  * Scatter-add of rows: `out[ids[i], :] += rows[i, :]` for a table of `rowsOut` rows.
- * `ids` [N] (any int dtype), `rows` [N, R] → [rowsOut, R].
+ * `ids` [N] (any int dtype), `rows` [N, R] → [rowsOut, R]. Repeated ids add up in the order of `i`.
  */
 export function scatterAddRows(g: Graph, rows: Value, ids: Value, rowsOut: number, mode: ScatterMode): Value {
   const [n, r] = numShape(rows, "a scatter-add");
-  if (mode === "scatternd") {
-    const idx = g.reshape(ids.dtype === "I64" ? ids : g.cast(ids, "I64"), [n, 1]); // [N,1]
+  if (mode === "scatter") {
+    // NOTE: ScatterElements over the ids expanded to [N,R], not ScatterND [N,1]: onnxruntime's CPU
+    // ScatterND splits the N updates over its threads with no care for repeated ids, so two threads
+    // add into one row at once (lost updates: gradients off by whole rows, different every run;
+    // DESIGN.md §6). Its ScatterElements splits the R columns and walks the ids in order in each.
+    const id64 = ids.dtype === "I64" ? ids : g.cast(ids, "I64");
+    const idx = g.op("Expand", [g.reshape(id64, [n, 1]), g.ints([n, r])]); // [N,1] -> [N,R]
     const zeros = g.op("Expand", [g.scalar(0, rows.dtype), g.ints([rowsOut, r])]); // [V,R]
-    return g.op("ScatterND", [zeros, idx, rows], { reduction: A.string("add") }, {
+    return g.op("ScatterElements", [zeros, idx, rows], { axis: A.int(0), reduction: A.string("add") }, {
       shapes: [{ dtype: rows.dtype, shape: [rowsOut, r] }],
     });
   }
@@ -205,7 +210,7 @@ function concatGrad(g: Graph, dy: Value, inputs: (Value | null)[], ctx: GradCont
 
 /**
  * `d logits` of a softmax cross-entropy given `d nll` [N] and the softmax `p` [N,C]: `dnll · (p − onehot)`.
- * CPU ("scatternd"): subtract `dnll` at each label in place of a [N,C] one-hot (ScatterElements has no
+ * CPU ("scatter"): subtract `dnll` at each label in place of a [N,C] one-hot (ScatterElements has no
  * WebGPU kernel); elsewhere the one-hot is `Equal(float labels, float iota)` (no OneHot / int64).
  */
 function crossEntropyLogitsGrad(g: Graph, dnll: Value, p: Value, labels: Value, mode: ScatterMode): Value {
@@ -213,7 +218,7 @@ function crossEntropyLogitsGrad(g: Graph, dnll: Value, p: Value, labels: Value, 
   const lab = g.unsqueeze(labels, [1]); // [N,1]
   const ck = g.unsqueeze(dnll, [1]); // [N,1]
   const pc = g.mul(p, ck);
-  if (mode === "scatternd") {
+  if (mode === "scatter") {
     return g.op("ScatterElements", [pc, lab, g.neg(ck)], { axis: A.int(1), reduction: A.string("add") }, {
       shapes: [{ dtype: p.dtype, shape: [n, classes] }],
     });
@@ -234,7 +239,7 @@ function linearCrossEntropyGrad(g: Graph, dy: Value, [x, w, _b, labels]: (Value 
   const p = ctx.node.outputs[2]; // softmax [K,V]
   const lab = g.unsqueeze(labels!, [1]); // [K,1]
   const ck = g.unsqueeze(dy, [1]); // [K,1]
-  const cpu = ctx.scatter === "scatternd";
+  const cpu = ctx.scatter === "scatter";
   const gm = cpu ? p : g.sub(p, g.cast(g.equal(g.cast(lab, p.dtype), iota(g, vocab, p.dtype)), p.dtype)); // [K,V]
   let dx: Value | null = null, dW: Value | null = null, db: Value | null = null;
   if (ctx.need[0]) {

@@ -32,7 +32,7 @@ export interface StepShape {
 
 /** How a task builds its graph part. */
 export interface TaskBuildOptions {
-  /** Gather-gradient flavour ("scatternd" on CPU, "matmul" elsewhere): chosen by the backend. */
+  /** Gather-gradient flavour ("scatter" on CPU, "matmul" elsewhere): chosen by the backend. */
   scatter: ScatterMode;
   /** Training graphs with `--dropout` > 0: applied at UER-py's dropout sites (core/train/dropout.ts). */
   dropout?: (x: Value) => Value;

@@ -199,7 +199,7 @@ export class Trainer<B> {
         kind,
         accumulated,
         scaled: this.#acc > 1,
-        scatter: this.#store.backend === "cpu" ? "scatternd" : "matmul",
+        scatter: this.#store.backend === "cpu" ? "scatter" : "matmul",
         weightDecay: this.#wd,
         statSlots: this.#slots,
         dropout: this.#dropout,

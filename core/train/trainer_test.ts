@@ -163,7 +163,7 @@ Deno.test("Trainer with a gradient hook: one flat buffer per step, then the same
 
 Deno.test("stepGraph() takes params, moments and sums as inputs and names their updates", () => {
   const shape = { batch: 2, seq: T, slots: 8 };
-  const g = stepGraph(task, shape, { kind: "update", scatter: "scatternd" });
+  const g = stepGraph(task, shape, { kind: "update", scatter: "scatter" });
   const ins = new Set(g.inputs().map((v) => v.name)), outs = new Set(g.outputs().map((v) => v.name));
   for (const { name } of task.params) {
     assert.ok(ins.has(`adam_m.${name}`) && ins.has(`adam_v.${name}`) && g.paramByName(name));

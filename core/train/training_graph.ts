@@ -58,7 +58,7 @@ export interface StepGraphOptions {
   accumulated?: boolean;
   /** Seed the backward with the `loss_scale` input (accumulation_steps > 1) instead of 1. */
   scaled?: boolean;
-  /** Gather-gradient flavour: "scatternd" on CPU, "matmul" (WebGPU-safe) elsewhere. Default "matmul". */
+  /** Gather-gradient flavour: "scatter" on CPU, "matmul" (WebGPU-safe) elsewhere. Default "matmul". */
   scatter?: ScatterMode;
   /** Weight decay of the decayed group (UER: 0.01). */
   weightDecay?: number;
@@ -103,7 +103,7 @@ function concatMany(g: Graph, xs: Value[]): Value {
  *
  * @example
  * ```ts
- * const g = stepGraph(pretrainTask(cfg), { batch: 16, seq: 128, slots: 320 }, { kind: "update", scatter: "scatternd" });
+ * const g = stepGraph(pretrainTask(cfg), { batch: 16, seq: 128, slots: 320 }, { kind: "update", scatter: "scatter" });
  * const bytes = toOnnx(g).model;
  * ```
  */
