@@ -1,0 +1,109 @@
+/**
+ * Bit-reproducible training on CPU: the same `pretrain` command run twice (same flags, seed and thread
+ * count) writes byte-identical checkpoints and the same losses and accuracies. The model is small but
+ * its embedding gradient has the shape where onnxruntime's ScatterND add used to race between its 2
+ * threads (emb_size 128, 16 × 128 ids per step; DESIGN.md §6): checked before that fix, two runs of this
+ * test differed in the word embeddings from the first step.
+ */
+import assert from "node:assert/strict";
+import { refPath } from "./reference.ts";
+import { cliOk } from "./_pretrain_cli.ts";
+import { parseRecords } from "../core/train/metrics.ts";
+
+const VOCAB = refPath("vocab/google_zh_vocab.txt");
+
+/** Every file under `dir` (relative path → bytes). */
+async function tree(dir: string, at = ""): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for await (const e of Deno.readDir(`${dir}/${at}`)) {
+    const rel = at ? `${at}/${e.name}` : e.name;
+    if (e.isDirectory) { for (const [k, v] of await tree(dir, rel)) out.set(k, v); }
+    else out.set(rel, await Deno.readFile(`${dir}/${rel}`));
+  }
+  return out;
+}
+
+Deno.test("pretrain run twice with the same flags and seed writes byte-identical checkpoints (2 threads)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "uer-ts-repro-" });
+  try {
+    const config = `${dir}/config.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        emb_size: 128,
+        hidden_size: 64,
+        feedforward_size: 128,
+        heads_num: 2,
+        layers_num: 1,
+        hidden_act: "relu",
+        max_seq_length: 128,
+        dropout: 0.0,
+        data_processor: "albert",
+        factorized_embedding_parameterization: true,
+        parameter_sharing: true,
+      }),
+    );
+    const dataset = `${dir}/dataset`;
+    await cliOk([
+      "preprocess",
+      "--corpus_path",
+      refPath("albert-tiny/train_trace/corpus.txt"),
+      "--vocab_path",
+      VOCAB,
+      "--dataset_path",
+      dataset,
+      "--seq_length",
+      "128",
+      "--dynamic_masking",
+      "--target",
+      "albert",
+      "--quiet",
+    ]);
+    const run = (out: string) =>
+      cliOk([
+        "pretrain",
+        "--dataset_path",
+        dataset,
+        "--vocab_path",
+        VOCAB,
+        "--config_path",
+        config,
+        "--output_model_path",
+        out,
+        "--total_steps",
+        "3",
+        "--batch_size",
+        "16",
+        "--report_steps",
+        "1",
+        "--save_checkpoint_steps",
+        "3",
+        "--learning_rate",
+        "1e-3",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+      ]);
+    await run(`${dir}/a/albert`);
+    await run(`${dir}/b/albert`);
+    const numbers = async (out: string) =>
+      parseRecords(await Deno.readTextFile(`${out}.metrics.jsonl`)).map((
+        r,
+      ) => [r.step, r.loss, r.loss_mlm, r.loss_sp, r.acc_mlm, r.acc_sp, r.lr]);
+    assert.deepEqual(await numbers(`${dir}/b/albert`), await numbers(`${dir}/a/albert`));
+    const [a, b] = [await tree(`${dir}/a/albert-3`), await tree(`${dir}/b/albert-3`)];
+    assert.ok(a.has("embedding.word.embedding.weight/c/0/0"), [...a.keys()].join(" "));
+    assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
+    for (const [file, bytes] of a) assert.ok(equalBytes(b.get(file)!, bytes), `${file} differs between the two runs`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function equalBytes(x: Uint8Array, y: Uint8Array): boolean {
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
