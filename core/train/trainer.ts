@@ -307,6 +307,17 @@ export class Trainer<B> {
     return this.#store.read(this.task.params.map((p) => p.name));
   }
 
+  /** Replaces the parameters (e.g. to evaluate a saved epoch); the moments stay. */
+  setParams(params: Map<string, Tensor>): void {
+    for (const { name, shape } of this.task.params) {
+      const t = params.get(name);
+      if (!t || t.shape.join() !== shape.join()) {
+        throw new RangeError(`Cannot set parameters: "${name}" is missing or misshapen`);
+      }
+      this.#store.write(name, t);
+    }
+  }
+
   /** The current Adam moments (host copies, UER names). */
   async moments(): Promise<{ m: Map<string, Tensor>; v: Map<string, Tensor> }> {
     const rename = async (f: (p: string) => string) => {
