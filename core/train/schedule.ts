@@ -90,8 +90,8 @@ export function makeSchedule(options: ScheduleOptions): Schedule {
   };
 }
 
-function bad(flag: string, why: string, hint: string): never {
-  throw new RangeError(`Invalid ${flag}: ${why}\n  hint: ${hint}`);
+function bad(flag: string, value: number, why: string, hint: string): never {
+  throw new RangeError(`Invalid ${flag} ${value}: ${why}\n  hint: ${hint}`);
 }
 
 /** UER-py's `lr_lambda` of `scheduler` (uer/utils/optimizers.py), W the float warmup, D the tri_stage decay. */
@@ -116,7 +116,7 @@ function lambdaOf(scheduler: SchedulerName, lr: number, T: number, W: number, D:
     case "polynomial": {
       const lrEnd = 1e-7, power = 1.0;
       if (!(lr > lrEnd)) {
-        bad("--learning_rate", `${lr}: the polynomial scheduler decays to ${lrEnd} and needs a larger lr`, "raise it");
+        bad("--learning_rate", lr, `the polynomial scheduler decays to ${lrEnd} and needs a larger lr`, "raise it");
       }
       return (k) => {
         if (k < W) return warm(k);
@@ -130,9 +130,9 @@ function lambdaOf(scheduler: SchedulerName, lr: number, T: number, W: number, D:
     case "constant_with_warmup":
       return (k) => (k < W ? k / Math.max(1.0, W) : 1.0);
     case "inverse_sqrt":
-      if (!(lr > 0)) bad("--learning_rate", `${lr}: inverse_sqrt needs a positive lr`, "raise it");
+      if (!(lr > 0)) bad("--learning_rate", lr, "inverse_sqrt needs a positive lr", "raise it");
       if (W === 0) {
-        bad("--warmup", "0: inverse_sqrt divides by the warmup at step 0 (UER-py fails too)", "pass --warmup > 0");
+        bad("--warmup", 0, "inverse_sqrt divides by the warmup at step 0 (UER-py fails too)", "pass --warmup > 0");
       }
       return (k) => {
         if (k < W) return (0.0 + k * ((lr - 0.0) / W)) / lr; // warmup_init_lr 0
@@ -141,7 +141,7 @@ function lambdaOf(scheduler: SchedulerName, lr: number, T: number, W: number, D:
       };
     case "tri_stage": {
       if (W === 0) {
-        bad("--warmup", "0: tri_stage divides by the warmup (UER-py fails too)", "pass --warmup > 0");
+        bad("--warmup", 0, "tri_stage divides by the warmup (UER-py fails too)", "pass --warmup > 0");
       }
       const lrInt = lr * 0.01, lrEnd = lr * 0.05; // init_lr_scale 0.01, final_lr_scale 0.05
       return (k) => {

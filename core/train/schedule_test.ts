@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { makeSchedule } from "./schedule.ts";
+import { makeSchedule, type ScheduleOptions, type SchedulerName } from "./schedule.ts";
 import { refJson } from "../../tests/reference.ts";
 
 interface Trace {
@@ -52,9 +52,39 @@ Deno.test("makeSchedule() advances once per optimizer step with accumulation_ste
   assert.equal(s.lrAt(3), s.lrAt(4));
 });
 
+Deno.test("makeSchedule() cosine, cosine_with_restarts, polynomial, inverse_sqrt and tri_stage follow UER-py's lambdas", () => {
+  const mk = (scheduler: SchedulerName, extra: Partial<ScheduleOptions> = {}) =>
+    makeSchedule({ scheduler, learningRate: 1, totalSteps: 100, warmup: 0.1, ...extra });
+  const near = (a: number, b: number) => Math.abs(a - b) <= 1e-12;
+  const cos = mk("cosine");
+  // factor(k) = k/W in warmup, then 0.5(1 + cos(pi progress)), progress = (k - W)/(T - W)
+  assert.ok(
+    near(cos.factor(5), 0.5) && near(cos.factor(10), 1) && near(cos.factor(55), 0.5) && near(cos.factor(100), 0),
+  );
+  assert.equal(cos.factor(150), 0.5 * (1 + Math.cos(Math.PI * 140 / 90))); // past the end it rises again, as UER-py's
+  const rs = mk("cosine_with_restarts");
+  assert.ok(near(rs.factor(55), 0.5) && rs.factor(100) === 0 && rs.factor(120) === 0);
+  const poly = mk("polynomial");
+  assert.ok(
+    near(poly.factor(55), (1 - 1e-7) * 0.5 + 1e-7) && near(poly.factor(100), 1e-7) && poly.factor(101) === 1e-7,
+  );
+  assert.throws(() => mk("polynomial", { learningRate: 1e-8 }), /--learning_rate 1e-8: the polynomial scheduler/);
+  const inv = mk("inverse_sqrt");
+  assert.ok(
+    near(inv.factor(5), 0.5) && near(inv.factor(10), 1) && near(inv.factor(40), 0.5) && near(inv.factor(101), 1e-7),
+  );
+  assert.throws(() => mk("inverse_sqrt", { warmup: 0 }), /--warmup 0: inverse_sqrt/);
+  const tri = mk("tri_stage", { lrDecay: 0.5 }); // W 10, D 50: hold until T - D = 50, then exp decay to 0.05
+  assert.ok(near(tri.factor(0), 0.01) && near(tri.factor(5), 0.01 + 5 * 0.099) && tri.factor(49) === 1);
+  assert.ok(near(tri.factor(50), 1) && near(tri.factor(100), 0.05) && near(tri.factor(75), Math.sqrt(0.05)));
+  assert.ok(near(tri.factor(101), 0.05));
+  // step t runs at lr · factor(t − 1)
+  assert.equal(cos.lrAt(56), cos.factor(55));
+});
+
 Deno.test("makeSchedule() rejects an unknown scheduler and bad totals naming the flag", () => {
   assert.throws(
-    () => makeSchedule({ scheduler: "cosine" as "linear", learningRate: 1, totalSteps: 1, warmup: 0 }),
+    () => makeSchedule({ scheduler: "cosinus" as "linear", learningRate: 1, totalSteps: 1, warmup: 0 }),
     /--scheduler/,
   );
   assert.throws(
