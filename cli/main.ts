@@ -1,5 +1,5 @@
 /**
- * The uer-ts command line: `deno run -A cli/main.ts <preprocess|pretrain|infer|convert|tokenize|inspect|demo>`.
+ * The uer-ts command line: `deno run -A cli/main.ts <preprocess|pretrain|finetune|infer|convert|tokenize|inspect|demo>`.
  * Flags are UER-py's, declared once per subcommand in `core/flags/` and turned into options by
  * `cli/options.ts` (defaults < `--config_path` JSON < flags given); `cli/<cmd>.ts` runs them.
  * Exit codes: 0 success, 1 a runtime or data error (an input file missing or wrong, the work failed),
@@ -31,6 +31,10 @@ const SUBCOMMANDS: { [K in Subcommand]: { summary: string; load: () => Promise<M
   pretrain: {
     summary: "Pretrain ALBERT (MLM + SOP) from a preprocessed dataset (UER-py pretrain.py)",
     load: () => import("./pretrain.ts"),
+  },
+  finetune: {
+    summary: "Fine-tune a sentence (pair) classifier on a TSV (UER-py finetune/run_classifier.py)",
+    load: () => import("./finetune.ts"),
   },
   infer: {
     summary: "Fill masks or extract features with a model (HF pipelines, UER-py cloze_test/extract_features)",

@@ -21,7 +21,8 @@
  * @module
  */
 import type { PretrainOptions } from "../core/flags/mod.ts";
-import { type AlbertConfig, validateConfig } from "../core/config.ts";
+import type { AlbertConfig } from "../core/config.ts";
+import { modelConfigOf } from "../core/flags/model_config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { exists, writeFileAtomic } from "../core/io/atomic.ts";
@@ -86,30 +87,6 @@ export function metricsPaths(outputModelPath: string): { jsonl: string; svg: str
 
 function fail(msg: string): never {
   throw new TypeError(msg);
-}
-
-/** The run's model config: the config file's model keys and the model flags, with the vocab's size. */
-function runConfig(opts: PretrainOptions, vocabSize: number): AlbertConfig {
-  const source = opts.configPath ?? "the ALBERT base defaults";
-  if (opts.model.vocab_size !== undefined && opts.model.vocab_size !== vocabSize) {
-    fail(
-      `Cannot use config "${source}": its vocab_size ${opts.model.vocab_size} differs from --vocab_path ` +
-        `"${opts.vocabPath}" (${vocabSize} tokens)\n  hint: remove vocab_size from the config (UER-py takes it from the vocab)`,
-    );
-  }
-  return validateConfig({
-    ...opts.model,
-    max_seq_length: opts.maxSeqLength,
-    dropout: opts.dropout,
-    embedding: opts.embedding,
-    encoder: opts.encoder,
-    mask: opts.mask,
-    target: opts.target,
-    data_processor: opts.dataProcessor,
-    factorized_embedding_parameterization: opts.factorizedEmbeddingParameterization,
-    parameter_sharing: opts.parameterSharing,
-    vocab_size: vocabSize,
-  }, source);
 }
 
 /** Checks that the dataset fits the run (vocab, seq_length, masking), naming the flag to change. */
@@ -234,7 +211,7 @@ async function runRank(opts: PretrainOptions, comm: Comm, rankDevice: RankDevice
 
   const vocab = await readVocabFile(opts.vocabPath!, "uer");
   const hash = await vocabHash(vocab);
-  const config = runConfig(opts, vocab.size);
+  const config = modelConfigOf(opts, vocab.size);
   const ds = await openDataset(opts.datasetPath);
   checkDataset(ds, opts, hash, config);
 

@@ -120,7 +120,7 @@ async function write(
       out,
       torchBinParts(params, {
         archiveName: archiveStem(out),
-        metadata: uerModuleMetadata(m.config),
+        metadata: uerModuleMetadata(m.config, m.heads),
         crcOf: m.lazy?.crcOf,
       }).parts,
       { lazy: m.lazy, release: true },

@@ -241,9 +241,10 @@ export function uerParamNames(cfg: AlbertConfig, heads: readonly Head[] = PRETRA
 
 /**
  * UER-py's `state_dict()._metadata` module list for a config (every module, version 1), so a UER
- * `.bin` we write matches UER-py's byte for byte.
+ * `.bin` we write matches UER-py's byte for byte: the pretraining model's (`target.*`), or with
+ * `heads` holding "classifier" run_classifier.py's `Classifier` (`output_layer_1`, `output_layer_2`).
  */
-export function uerModuleMetadata(cfg: AlbertConfig): [string, number][] {
+export function uerModuleMetadata(cfg: AlbertConfig, heads: readonly Head[] = PRETRAINING_HEADS): [string, number][] {
   const m = [
     "",
     "embedding",
@@ -280,20 +281,23 @@ export function uerModuleMetadata(cfg: AlbertConfig): [string, number][] {
     m.push("encoder.transformer");
     for (let i = 0; i < cfg.layers_num; i++) m.push(...layer(`encoder.transformer.${i}`));
   }
-  m.push(
-    "target",
-    "target.mlm",
-    "target.mlm.linear_1",
-    "target.mlm.layer_norm",
-    "target.mlm.linear_2",
-    "target.mlm.softmax",
-    "target.mlm.criterion",
-    "target.sp",
-    "target.sp.linear_1",
-    "target.sp.linear_2",
-    "target.sp.softmax",
-    "target.sp.criterion",
-  );
+  if (heads.includes("classifier")) m.push("output_layer_1", "output_layer_2");
+  else {
+    m.push(
+      "target",
+      "target.mlm",
+      "target.mlm.linear_1",
+      "target.mlm.layer_norm",
+      "target.mlm.linear_2",
+      "target.mlm.softmax",
+      "target.mlm.criterion",
+      "target.sp",
+      "target.sp.linear_1",
+      "target.sp.linear_2",
+      "target.sp.softmax",
+      "target.sp.criterion",
+    );
+  }
   return m.map((x) => [x, 1]);
 }
 

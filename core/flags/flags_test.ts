@@ -71,8 +71,14 @@ Deno.test("every row naming a UER-py line has UER-py's name, default, type and c
   assert.ok(checked >= 90, `only ${checked} rows checked`);
 });
 
-Deno.test("every flag of UER-py's preprocess.py and pretrain.py has a row (built, or refused by name)", () => {
-  for (const [script, cmd] of [["preprocess.py", "preprocess"], ["pretrain.py", "pretrain"]] as const) {
+Deno.test("every flag of UER-py's preprocess.py, pretrain.py and run_classifier.py has a row (built, or refused by name)", () => {
+  for (
+    const [script, cmd] of [
+      ["preprocess.py", "preprocess"],
+      ["pretrain.py", "pretrain"],
+      ["finetune/run_classifier.py", "finetune"],
+    ] as const
+  ) {
     const table: FlagTable = SUBCOMMAND_FLAGS[cmd].flags;
     for (const f of LIST.scripts[script]) {
       assert.ok(table[f.name], `${cmd} has no row for UER-py's --${f.name} (${f.at})`);
@@ -120,6 +126,7 @@ Deno.test("UER-py's declarations in tests/uer_py_flags.json are what its source 
 const REQUIRED: Record<string, string[]> = {
   preprocess: ["--corpus_path", "c.txt", "--vocab_path", "v.txt", "--target", "albert"],
   pretrain: ["--output_model_path", "m", "--vocab_path", "v.txt"],
+  finetune: ["--train_path", "t.tsv", "--dev_path", "d.tsv", "--vocab_path", "v.txt"],
   infer: ["--model_path", "m"],
   convert: ["--input_model_path", "a", "--output_model_path", "b"],
   tokenize: ["--vocab_path", "v.txt"],

@@ -11,6 +11,7 @@ import { ALBERT_BASE, validateConfig } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import { CONVERT_FLAGS, type ConvertOptions } from "./convert.ts";
 import { INFER_FLAGS, type InferOptions } from "./infer.ts";
+import { FINETUNE_FLAGS, FINETUNE_MODEL_KEYS, type FinetuneOptions, finishFinetune } from "./finetune.ts";
 import { applyConfig, checkBuilt, readFlags, toOptions } from "./parse.ts";
 import { finishPreprocess, PREPROCESS_FLAGS, type PreprocessOptions } from "./preprocess.ts";
 import {
@@ -32,7 +33,8 @@ import {
 } from "./tools.ts";
 
 export * from "./row.ts";
-export type { ConvertOptions, DemoOptions, InferOptions, InspectOptions, PreprocessOptions, PretrainOptions };
+export type { ConvertOptions, DemoOptions, FinetuneOptions, InferOptions, InspectOptions };
+export type { PreprocessOptions, PretrainOptions };
 export type { TokenizeOptions };
 export type { ModelKeys };
 
@@ -53,6 +55,11 @@ export const SUBCOMMAND_FLAGS = {
     finish: finishPretrain,
     config: { model: MODEL_KEYS, notBuilt: NOT_BUILT_MODEL_KEYS },
   },
+  finetune: {
+    flags: FINETUNE_FLAGS,
+    finish: finishFinetune,
+    config: { model: FINETUNE_MODEL_KEYS, notBuilt: NOT_BUILT_MODEL_KEYS },
+  },
   infer: { flags: INFER_FLAGS },
   convert: { flags: CONVERT_FLAGS },
   tokenize: { flags: TOKENIZE_FLAGS },
@@ -67,6 +74,7 @@ export type Subcommand = keyof typeof SUBCOMMAND_FLAGS;
 export interface OptionsBySubcommand {
   preprocess: PreprocessOptions;
   pretrain: PretrainOptions;
+  finetune: FinetuneOptions;
   infer: InferOptions;
   convert: ConvertOptions;
   tokenize: TokenizeOptions;
@@ -80,7 +88,10 @@ export interface ConfigFile {
   source: string;
 }
 
-/** The built-in config used when `pretrain` has no `--config_path` (UER-py's models/albert/base_config.json). */
+/**
+ * The built-in config used when `pretrain` or `finetune` has no `--config_path` (UER-py's
+ * models/albert/base_config.json).
+ */
 export const DEFAULT_CONFIG: ConfigFile = { json: ALBERT_BASE, source: "the built-in ALBERT base config" };
 
 /**

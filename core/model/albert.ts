@@ -14,6 +14,7 @@
 import type { AlbertConfig } from "../config.ts";
 import { A, Graph, makeTensor, type Value } from "../graph/builder.ts";
 import type { Dim } from "../graph/shapes.ts";
+import { classifierHead, type Pooling, segmentWeights } from "./classifier.ts";
 import {
   activation,
   layerNorm,
@@ -248,7 +249,9 @@ export type AlbertOutput =
   | "mlm_transform"
   | "mlm_logits"
   | "pooled_output"
-  | "sop_logits";
+  | "sop_logits"
+  | "classifier_logits"
+  | "classifier_probs";
 
 /** Options of `inferenceGraph`. */
 export interface InferenceGraphOptions extends AlbertOptions {
@@ -267,6 +270,11 @@ export interface InferenceGraphOptions extends AlbertOptions {
    * of each position, so no int64 division in the graph). For fill-mask; inference only.
    */
   lastLayerAtPositions?: boolean;
+  /**
+   * The fine-tuned classifier of UER-py's run_classifier.py (core/model/classifier.ts) for the
+   * `classifier_logits` / `classifier_probs` outputs: its label count and pooling.
+   */
+  classifier?: { labelsNum: number; pooling: Pooling };
 }
 
 /**
@@ -317,6 +325,15 @@ export function inferenceGraph(cfg: AlbertConfig, opts: InferenceGraphOptions): 
     const mlm = mlmHead(g, cfg, h, opts);
     out("mlm_transform", () => mlm.transform);
     out("mlm_logits", () => mlm.logits);
+  }
+  if (want.has("classifier_logits") || want.has("classifier_probs")) {
+    if (!opts.classifier) {
+      throw new RangeError("Cannot output classifier_logits: no classifier options (labels, pooling)");
+    }
+    const { labelsNum, pooling } = opts.classifier;
+    const { logits } = classifierHead(g, cfg, a.encoderOutput, segmentWeights(g, a.inputs), labelsNum, pooling);
+    out("classifier_logits", () => logits);
+    out("classifier_probs", () => softmax(g, logits, true));
   }
   if (want.has("pooled_output") || want.has("sop_logits")) {
     const sop = sopHead(g, cfg, a.encoderOutput);

@@ -29,12 +29,25 @@ export const POOLINGS: readonly Pooling[] = ["mean", "max", "first", "last"];
 const SYS_MAXSIZE_F32 = 2 ** 63;
 
 /**
- * UER-py's `pooling(memory_bank, seg, pooling_type)`: h [B,T,H], UER segment ids `seg` [B,T] (int)
- * → features [B,H].
+ * UER segment ids as floats: `seg` [B,T] int (0/1/2) through a table lookup (WebGPU has no Cast from
+ * int64; Gather takes int64 indices), or HF's `token_type_ids` and `attention_mask` as
+ * `attention_mask · (token_type_ids + 1)`.
  */
-export function pooling(g: Graph, h: Value, seg: Value, type: Pooling): Value {
-  const [B, T] = h.shape as number[];
-  const segF = g.cast(seg, h.dtype); // [B,T]
+export function segmentWeights(
+  g: Graph,
+  inp: { seg?: Value; tokenTypeIds?: Value; attentionMask?: Value },
+  dtype: Value["dtype"] = "F32",
+): Value {
+  const table = (values: number[]) => g.constant(makeTensor(dtype, [values.length], values));
+  if (inp.seg) return g.gather(table([0, 1, 2]), inp.seg);
+  return g.mul(g.gather(table([0, 1]), inp.attentionMask!), g.gather(table([1, 2]), inp.tokenTypeIds!));
+}
+
+/**
+ * UER-py's `pooling(memory_bank, seg, pooling_type)`: h [B,T,H] and the float segment ids
+ * (`segmentWeights`) [B,T] → features [B,H].
+ */
+export function pooling(g: Graph, h: Value, segF: Value, type: Pooling): Value {
   const hs = g.mul(h, g.unsqueeze(segF, [2])); // NOTE: UER multiplies every position by its segment id
   switch (type) {
     case "first":
@@ -46,11 +59,15 @@ export function pooling(g: Graph, h: Value, seg: Value, type: Pooling): Value {
       return g.reduceMax(g.add(hs, g.unsqueeze(shift, [2])), [1], false);
     }
     case "last": {
-      // The row's last real position as a one-hot over T (no int64 arithmetic on WebGPU).
-      const count = g.reduceSum(g.cast(g.greater(segF, 0), h.dtype), [1], true); // [B,1]
-      const iota = g.constant(makeTensor(h.dtype, [1, T], Array.from({ length: T }, (_, i) => i + 1)));
-      const onehot = g.cast(g.equal(iota, count), h.dtype); // [B,T]: 1 at position count-1
-      return g.reshape(g.matmul(g.unsqueeze(onehot, [1]), hs), [B, -1]); // [B,1,T] x [B,T,H] -> [B,H]
+      // Position count(seg ≠ 0) − 1 as a one-hot over T, for any T: the running count of real tokens
+      // equals the total there (and at the padding after it, which nz zeroes). No int64 arithmetic.
+      const nz = g.cast(g.greater(segF, 0), h.dtype); // [B,T]
+      const count = g.reduceSum(nz, [1], true); // [B,1]
+      const running = g.op("CumSum", [nz, g.scalar(1, "I64")], {}, {
+        shapes: [{ dtype: h.dtype, shape: [...nz.shape] }],
+      });
+      const onehot = g.mul(nz, g.cast(g.equal(running, count), h.dtype)); // [B,T]
+      return g.squeeze(g.matmul(g.unsqueeze(onehot, [1]), hs), [1]); // [B,1,T] x [B,T,H] -> [B,H]
     }
   }
 }
@@ -69,19 +86,19 @@ export interface ClassifierOutputs {
  * @example
  * ```ts
  * const a = albert(g, cfg, { semantics: "uer", idsDtype: "I32" });
- * const { logits } = classifierHead(g, cfg, a.encoderOutput, a.inputs.seg!, 2, "first");
+ * const { logits } = classifierHead(g, cfg, a.encoderOutput, segmentWeights(g, a.inputs), 2, "first");
  * ```
  */
 export function classifierHead(
   g: Graph,
   cfg: AlbertConfig,
   h: Value,
-  seg: Value,
+  segF: Value,
   labelsNum: number,
   type: Pooling,
 ): ClassifierOutputs {
   const H = cfg.hidden_size;
-  const hidden = g.tanh(linear(g, "output_layer_1", pooling(g, h, seg, type), H, H));
+  const hidden = g.tanh(linear(g, "output_layer_1", pooling(g, h, segF, type), H, H));
   return { hidden, logits: linear(g, "output_layer_2", hidden, H, labelsNum) };
 }
 

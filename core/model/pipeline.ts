@@ -1,7 +1,8 @@
 /**
  * Inference pipelines over an ALBERT model: fill-mask (HF `FillMaskPipeline`, UER-py
- * `scripts/cloze_test.py`) and feature extraction (HF `FeatureExtractionPipeline`, UER-py
- * `scripts/extract_features.py`). One session per task (params baked in as initializers so
+ * `scripts/cloze_test.py`), feature extraction (HF `FeatureExtractionPipeline`, UER-py
+ * `scripts/extract_features.py`) and text classification with a fine-tuned classifier (HF
+ * `TextClassificationPipeline`, UER-py `inference/run_classifier_infer.py`). One session per task (params baked in as initializers so
  * onnxruntime can fold and pre-pack them; on WebGPU one per padded length, see `AlbertPipeline`);
  * texts run in batches padded to their longest row.
  * Fill-mask computes the last layer's queries/feed-forward and the MLM head only at the [MASK] rows.
@@ -14,6 +15,7 @@ import { createSession, type Device, pickBackend, type Placement, type Session }
 import type { Tensor } from "../tensor.ts";
 import type { BertTokenizer } from "../tokenizer/bert_tokenizer.ts";
 import { type AlbertOutput, inferenceGraph } from "./albert.ts";
+import type { Pooling } from "./classifier.ts";
 import { type Semantics, softmax } from "./layers.ts";
 
 /** A model as `convert/mod.ts` `loadModel()` returns it (UER names). */
@@ -78,9 +80,19 @@ export interface PipelineOptions {
   log?: (line: string) => void;
   /** WebGPU/wasm: record node placement per session (see `placements()`). */
   reportPlacement?: boolean;
+  /** text-classification: the classifier's pooling (UER-py `--pooling`, default first). */
+  pooling?: Pooling;
 }
 
-type Task = "fill-mask" | "feature-extraction";
+type Task = "fill-mask" | "feature-extraction" | "text-classification";
+
+/** One text's classifier outputs (UER-py run_classifier_infer.py's `--output_logits --output_prob`). */
+export interface Classification {
+  /** [C] logits. */
+  logits: Float32Array;
+  /** [C] float32 softmax of the logits. */
+  probs: Float32Array;
+}
 
 interface Encoded {
   ids: number[];
@@ -118,6 +130,7 @@ export class AlbertPipeline {
     readonly threads?: number,
     readonly log?: (line: string) => void,
     readonly reportPlacement = false,
+    readonly pooling: Pooling = "first",
   ) {}
 
   /** Checks the vocab against the embedding and prepares the pipeline (sessions start lazily). */
@@ -128,7 +141,15 @@ export class AlbertPipeline {
         `Cannot use vocab "${tokenizer.vocab.source}": it has ${tokenizer.vocab.size} tokens but the model's word embedding has ${rows} rows\n  hint: pass the --vocab_path the model was trained with`,
       );
     }
-    return new AlbertPipeline(model, tokenizer, opts.device ?? "auto", opts.threads, opts.log, opts.reportPlacement);
+    return new AlbertPipeline(
+      model,
+      tokenizer,
+      opts.device ?? "auto",
+      opts.threads,
+      opts.log,
+      opts.reportPlacement,
+      opts.pooling,
+    );
   }
 
   /**
@@ -139,8 +160,14 @@ export class AlbertPipeline {
    */
   onnxModel(task: Task, seq?: number): Uint8Array {
     const m = this.model;
-    const outputs: AlbertOutput[] = task === "fill-mask" ? ["mlm_logits"] : ["encoder_output", "pooled_output"];
+    const outputs: AlbertOutput[] = task === "fill-mask"
+      ? ["mlm_logits"]
+      : task === "text-classification"
+      ? ["classifier_logits", "classifier_probs"]
+      : ["encoder_output", "pooled_output"];
+    const labelsNum = m.params.get("output_layer_2.weight")?.shape[0];
     const g = inferenceGraph(m.config, {
+      ...(task === "text-classification" ? { classifier: { labelsNum: labelsNum!, pooling: this.pooling } } : {}),
       semantics: m.semantics,
       eps: m.layerNormEps,
       outputs,
@@ -347,6 +374,32 @@ export class AlbertPipeline {
       });
       t1 = now();
       if (tm) tm.post += t1 - t0;
+    }
+    return out;
+  }
+
+  /**
+   * The classifier's logits and probabilities of each input (UER-py's run_classifier_infer.py; HF's
+   * text-classification pipeline takes the label of the largest).
+   */
+  async classify(inputs: TextInput[], opts: BatchOptions): Promise<Classification[]> {
+    if (!this.model.params.has("output_layer_2.weight")) {
+      throw new TypeError(
+        "Cannot run text-classification: the model has no classifier (output_layer_1/2)\n  hint: use a model from `finetune`",
+      );
+    }
+    const enc = this.#encode(inputs, opts);
+    const C = this.model.params.get("output_layer_2.weight")!.shape[0];
+    const out: Classification[] = [];
+    for (let start = 0; start < enc.length; start += opts.batchSize) {
+      const batch = enc.slice(start, start + opts.batchSize);
+      const width = await this.paddedLength(Math.max(...batch.map((e) => e.ids.length)));
+      const session = await this.session("text-classification", width);
+      const res = await session.run(this.#feeds(batch, width), ["classifier_logits", "classifier_probs"]);
+      const logits = res.classifier_logits.data as Float32Array, probs = res.classifier_probs.data as Float32Array;
+      batch.forEach((_, r) =>
+        out.push({ logits: logits.slice(r * C, (r + 1) * C), probs: probs.slice(r * C, (r + 1) * C) })
+      );
     }
     return out;
   }

@@ -13,7 +13,7 @@ import { argmaxHits, softmaxCrossEntropy } from "../autodiff/losses.ts";
 import type { AlbertConfig } from "../config.ts";
 import { A, Graph, type Value } from "../graph/builder.ts";
 import { albert } from "../model/albert.ts";
-import { classifierHead, classifierHeadShapes, type Pooling } from "../model/classifier.ts";
+import { classifierHead, classifierHeadShapes, type Pooling, segmentWeights } from "../model/classifier.ts";
 import type { Tensor } from "../tensor.ts";
 import type { ParamSpec, StepShape, TaskBuildOptions, TaskGraph, TrainTask } from "./task.ts";
 
@@ -68,7 +68,7 @@ export function classifierTask(cfg: AlbertConfig, opts: ClassifierOptions): Trai
   const norm = { semantics: "uer" as const, fusedOps: true };
   const forward = (g: Graph, shape: StepShape, dropout?: (x: Value) => Value) => {
     const a = albert(g, cfg, { ...norm, idsDtype: "I32", batch: shape.batch, seq: shape.seq, dropout });
-    return classifierHead(g, cfg, a.encoderOutput, a.inputs.seg!, C, type);
+    return classifierHead(g, cfg, a.encoderOutput, segmentWeights(g, a.inputs), C, type);
   };
   const hostInputs = (b: ClassifierBatch, shape: StepShape) => {
     const { batch: B, seq: T } = shape;

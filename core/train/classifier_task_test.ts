@@ -11,7 +11,7 @@ import type { AlbertConfig } from "../config.ts";
 import { Graph } from "../graph/builder.ts";
 import { toOnnx } from "../graph/onnx_proto.ts";
 import { albert } from "../model/albert.ts";
-import { classifierHead, type Pooling, POOLINGS } from "../model/classifier.ts";
+import { classifierHead, type Pooling, POOLINGS, segmentWeights } from "../model/classifier.ts";
 import { createSession } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
 import { type ClassifierBatch, classifierParamShapes, classifierTask } from "./classifier_task.ts";
@@ -95,7 +95,7 @@ Deno.test("classifierHead() pools as UER-py's pooling() for first, last, mean an
   for (const type of POOLINGS) {
     const g = new Graph();
     const a = albert(g, CFG, { semantics: "uer", idsDtype: "I32", batch: 3, seq: T });
-    const { logits } = classifierHead(g, CFG, a.encoderOutput, a.inputs.seg!, C, type);
+    const { logits } = classifierHead(g, CFG, a.encoderOutput, segmentWeights(g, a.inputs), C, type);
     g.output(a.encoderOutput, "h");
     g.output(logits, "logits");
     const s = await createSession(toOnnx(g).model, { device: "cpu", threads: 1 });

@@ -181,21 +181,23 @@ function ticks(lo: number, hi: number, n: number): number[] {
 }
 
 /**
- * An SVG line chart of loss, loss_mlm and loss_sp against the step.
+ * An SVG line chart against the step of `series` (default loss, loss_mlm and loss_sp: pretraining's
+ * report records; fine-tuning draws its per-step `loss`).
  *
  * @example
  * ```ts
  * await Deno.writeTextFile("model-loss.svg", lossCurveSvg(records, { title: "albert demo" }));
  * ```
  */
-export function lossCurveSvg(records: readonly ReportRecord[], opts: { title?: string } = {}): string {
+export function lossCurveSvg<Rec extends { step: number }>(
+  records: readonly Rec[],
+  opts: { title?: string; series?: readonly string[] } = {},
+): string {
   const W = 720, H = 400, L = 60, R = 130, T = 36, B = 44;
-  const series: { key: "loss" | "loss_mlm" | "loss_sp"; color: string }[] = [
-    { key: "loss", color: "#1f77b4" },
-    { key: "loss_mlm", color: "#ff7f0e" },
-    { key: "loss_sp", color: "#2ca02c" },
-  ];
-  const pts = records.filter((r) => series.every((s) => Number.isFinite(r[s.key])));
+  const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+  const series = (opts.series ?? ["loss", "loss_mlm", "loss_sp"]).map((key, i) => ({ key, color: colors[i % 4] }));
+  const val = (r: Rec, key: string) => (r as unknown as Record<string, number>)[key];
+  const pts = records.filter((r) => series.every((s) => Number.isFinite(val(r, s.key))));
   const title = esc(opts.title ?? "pretraining loss");
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
@@ -209,7 +211,7 @@ export function lossCurveSvg(records: readonly ReportRecord[], opts: { title?: s
   }
   const x0 = Math.min(0, pts[0].step), x1 = Math.max(pts[pts.length - 1].step, x0 + 1);
   let y0 = Infinity, y1 = -Infinity;
-  for (const r of pts) for (const s of series) (y0 = Math.min(y0, r[s.key])), (y1 = Math.max(y1, r[s.key]));
+  for (const r of pts) for (const s of series) (y0 = Math.min(y0, val(r, s.key))), (y1 = Math.max(y1, val(r, s.key)));
   y0 = Math.min(0, y0);
   if (!(y1 > y0)) y1 = y0 + 1;
   const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
@@ -233,7 +235,7 @@ export function lossCurveSvg(records: readonly ReportRecord[], opts: { title?: s
   }
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">step</text>`);
   series.forEach((s, k) => {
-    const d = pts.map((r) => `${f(px(r.step))},${f(py(r[s.key]))}`).join(" ");
+    const d = pts.map((r) => `${f(px(r.step))},${f(py(val(r, s.key)))}`).join(" ");
     parts.push(
       `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${d}"><title>${s.key}</title></polyline>`,
       `<line x1="${W - R + 12}" y1="${T + 10 + 18 * k}" x2="${W - R + 32}" y2="${T + 10 + 18 * k}" ` +
@@ -244,7 +246,7 @@ export function lossCurveSvg(records: readonly ReportRecord[], opts: { title?: s
   const last = pts[pts.length - 1];
   parts.push(
     `<text x="${W - R + 12}" y="${T + 80}">step ${last.step}</text>`,
-    `<text x="${W - R + 12}" y="${T + 96}">loss ${pyFixed(last.loss, 3)}</text>`,
+    `<text x="${W - R + 12}" y="${T + 96}">${series[0].key} ${pyFixed(val(last, series[0].key), 3)}</text>`,
     "</svg>",
   );
   return parts.join("\n") + "\n";

@@ -339,16 +339,21 @@ function tensor1(data: Float32Array): Tensor {
   return { dtype: "F32", shape: [data.length], data };
 }
 
-/** Deterministic N(0, 1) numbers (mulberry32 + Box–Muller); not torch's RNG. */
-function normalSource(seed: number): () => number {
+/** Deterministic U[0, 1) numbers (mulberry32); not torch's RNG. */
+export function uniformSource(seed: number): () => number {
   let a = seed >>> 0;
-  const u = () => {
+  return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Deterministic N(0, 1) numbers (mulberry32 + Box–Muller); not torch's RNG. */
+function normalSource(seed: number): () => number {
+  const u = uniformSource(seed);
   return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
 }
 
@@ -370,6 +375,31 @@ export function initParams(specs: readonly ParamSpec[], seed: number): Map<strin
     const d = t.data as Float32Array;
     if (name.includes("gamma")) d.fill(1);
     else if (!name.includes("beta")) { for (let i = 0; i < d.length; i++) d[i] = 0.02 * next(); }
+    out.set(name, t);
+  }
+  return out;
+}
+
+/**
+ * torch's `nn.Linear` default init, which UER-py's run_classifier.py leaves on the classifier layers a
+ * pretrained model lacks (`load_state_dict(strict=False)` keeps them): weight and bias
+ * U(−1/√fan_in, 1/√fan_in) (`kaiming_uniform_(a=√5)`), fan_in = the weight's columns. Deterministic
+ * per `seed`, not torch's stream.
+ *
+ * @example
+ * ```ts
+ * const head = initLinearParams(classifierHeadShapes(cfg, 2), 7);
+ * ```
+ */
+export function initLinearParams(specs: readonly ParamSpec[], seed: number): Map<string, Tensor> {
+  const u = uniformSource(seed);
+  const out = new Map<string, Tensor>();
+  for (const { name, shape } of specs) {
+    const weight = specs.find((s) => s.name === name.replace(/\.bias$/, ".weight"));
+    const bound = 1 / Math.sqrt(weight?.shape[1] ?? shape.at(-1)!);
+    const t = zerosF32(shape);
+    const d = t.data as Float32Array;
+    for (let i = 0; i < d.length; i++) d[i] = (2 * u() - 1) * bound;
     out.set(name, t);
   }
   return out;
