@@ -80,7 +80,7 @@ Deno.test("finetune runs UER-py's run_classifier command line as written: .bin f
     assert.equal(again.code, 1);
     assert.match(
       again.stderr,
-      /^error: Cannot write --output_model_path ".*finetuned\.bin": .* already exists\n  hint: pass --overwrite/m,
+      /^error: Cannot write --output_model_path ".*finetuned\.bin": .* already exists\n {2}hint: pass --overwrite/m,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -112,7 +112,7 @@ Deno.test("finetune: UER-py flags not built and bad values are usage errors (exi
     const swap = (flag: string, value: string) => base.map((a, i) => (base[i - 1] === flag ? value : a));
     const r = await cli(["finetune", ...swap("--train_path", bad)]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^error: Cannot read ".*bad\.tsv" line 5: label "x" is not an integer\n  hint: /m);
+    assert.match(r.stderr, /^error: Cannot read ".*bad\.tsv" line 5: label "x" is not an integer\n {2}hint: /m);
     const missing = await cli(["finetune", ...swap("--dev_path", `${dir}/nope.tsv`)]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^error: Cannot read --dev_path ".*nope\.tsv": no such file/m);

@@ -38,7 +38,7 @@ Deno.test("encodeRows() builds [CLS] a [SEP] b [SEP] with segments 1 and 2, cut 
 
 Deno.test("classification TSV errors name the file and the line", () => {
   const cases: [string, string, RegExp][] = [
-    ["", "empty.tsv", /^Cannot read "empty\.tsv": the file is empty\n  hint: /],
+    ["", "empty.tsv", /^Cannot read "empty\.tsv": the file is empty\n {2}hint: /],
     ["1\t很好\n0\t太差\n", "noheader.tsv", /^Cannot read "noheader\.tsv" line 1: no header line/],
     ["lbl\ttext_a\n1\t很好\n", "nolabel.tsv", /^Cannot read "nolabel\.tsv" line 1: the header has no "label" column/],
     ["label\ttext\n1\t很好\n", "notext.tsv", /line 1: the header has no "text_a" column/],
