@@ -1,6 +1,6 @@
 /**
  * `infer` subcommand: HF pipelines `fill-mask` / `feature-extraction` (UER-py `scripts/cloze_test.py`,
- * `scripts/extract_features.py`) on an HF folder, a UER `.bin` (+ `--config_path`) or a zarr
+ * `scripts/extract_features.py`; `text-classification` is cli/infer_classify.ts) on an HF folder, a UER `.bin` (+ `--config_path`) or a zarr
  * checkpoint. flags → loadModel + vocab → `AlbertPipeline` → JSON / a readable table / a
  * `.safetensors` or `.npy` file. Tokenizes in hf mode (special tokens in the text are tokens).
  * @module
@@ -111,6 +111,9 @@ async function checkOutput(opts: InferOptions, task: keyof typeof OUTPUT_FORMATS
 
 /** Runs `infer`. */
 export async function run(opts: InferOptions): Promise<void> {
+  if (opts.task === "text-classification") {
+    return await (await import("./infer_classify.ts")).runTextClassification(opts);
+  }
   const inputs = await readInputs(opts);
   const hasMask = inputs.some((t) => t.a.includes("[MASK]") || t.b?.includes("[MASK]"));
   const task = opts.task ?? (hasMask ? "fill-mask" : "feature-extraction");

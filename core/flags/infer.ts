@@ -1,19 +1,29 @@
 /**
- * The flags of `infer`: HF pipelines `fill-mask` and `feature-extraction` on a model folder or file,
- * with UER-py's `infer_opts` names where they exist (`--test_path`, `--batch_size`, `--seq_length`,
- * `--vocab_path`, `--config_path`; UER-py `scripts/cloze_test.py`, `scripts/extract_features.py`).
- * Browser compatible.
+ * The flags of `infer`: HF pipelines `fill-mask`, `feature-extraction` and `text-classification` on a
+ * model folder or file, with UER-py's `infer_opts` names where they exist (`--test_path`,
+ * `--batch_size`, `--seq_length`, `--vocab_path`, `--config_path`; UER-py `scripts/cloze_test.py`,
+ * `scripts/extract_features.py`), and for text-classification those of
+ * `inference/run_classifier_infer.py` (`--load_model_path`, `--prediction_path`, `--labels_num`,
+ * `--output_logits`, `--output_prob`, `--pooling`, the model flags its command lines carry), so its
+ * command line runs as written after `infer --task text-classification`. Browser compatible.
  * @module
  */
-import { DEVICE_OPTS, OUTPUT_OPTS } from "./groups.ts";
+import { DEVICE_OPTS, MODEL_OPTS, OUTPUT_OPTS, TOKENIZER_OPTS } from "./groups.ts";
 import type { FlagTable, OptionsOf } from "./row.ts";
+import { UsageError } from "../errors.ts";
+
+const TC = "text-classification (run_classifier_infer.py)";
 
 /** Flags of `infer`. */
 export const INFER_FLAGS = {
   model_path: {
     type: "string",
-    required: true,
-    help: "HF folder, UER .bin (with --config_path) or zarr checkpoint.",
+    help: "HF folder, UER .bin (with --config_path) or zarr checkpoint (required; UER-py: --load_model_path).",
+  },
+  load_model_path: {
+    type: "string",
+    help: "UER-py's name for --model_path (run_classifier_infer.py).",
+    uer: "uer/opts.py:115",
   },
   vocab_path: {
     type: "string",
@@ -33,9 +43,36 @@ export const INFER_FLAGS = {
   },
   task: {
     type: "string",
-    choices: ["fill-mask", "feature-extraction"],
+    choices: ["fill-mask", "feature-extraction", "text-classification"],
     help: "Pipeline (default: fill-mask when the text holds [MASK], else feature-extraction).",
   },
+  prediction_path: {
+    type: "string",
+    help: `${TC}: write label[<TAB>logits][<TAB>prob] per row of --test_path here.`,
+    uer: "uer/opts.py:119",
+  },
+  labels_num: {
+    type: "int",
+    min: 1,
+    help: `${TC}: number of labels; checked against the model's classifier.`,
+    uer: "inference/run_classifier_infer.py:73",
+  },
+  output_logits: { type: "bool", help: `${TC}: add the logits column.`, uer: "inference/run_classifier_infer.py:78" },
+  output_prob: {
+    type: "bool",
+    help: `${TC}: add the probabilities column.`,
+    uer: "inference/run_classifier_infer.py:79",
+  },
+  pooling: { ...MODEL_OPTS.pooling, built: ["mean", "max", "first", "last"], help: `${TC}: the classifier's pooling.` },
+  embedding: {
+    ...MODEL_OPTS.embedding,
+    default: ["word", "pos", "seg"],
+    differs: "UER-py reads it from --config_path; ALBERT's is word pos seg",
+  },
+  encoder: MODEL_OPTS.encoder,
+  mask: MODEL_OPTS.mask,
+  tokenizer: TOKENIZER_OPTS.tokenizer,
+  do_lower_case: TOKENIZER_OPTS.do_lower_case,
   top_k: { type: "int", min: 1, help: "fill-mask: predictions per mask (default 5, as HF pipelines' top_k)." },
   batch_size: { type: "int", default: 64, min: 1, help: "Batch size.", uer: "uer/opts.py:128" },
   seq_length: {
@@ -54,5 +91,34 @@ export const INFER_FLAGS = {
   ...OUTPUT_OPTS,
 } as const satisfies FlagTable;
 
-/** Options of `infer`, derived from `INFER_FLAGS`. */
-export type InferOptions = OptionsOf<typeof INFER_FLAGS>;
+/** Options of `infer`, derived from `INFER_FLAGS` (`modelPath` set from either spelling). */
+export type InferOptions = OptionsOf<typeof INFER_FLAGS> & { modelPath: string };
+
+/**
+ * After the flags are read: `--load_model_path` is `--model_path`; one of them is required; the
+ * run_classifier_infer.py flags need `--task text-classification`; `--prediction_path` and
+ * `--output_path` name the same file (one of them).
+ */
+export function finishInfer(values: Record<string, unknown>, given: ReadonlySet<string>): void {
+  if (given.has("load_model_path")) {
+    if (given.has("model_path")) {
+      throw new UsageError("--model_path and --load_model_path name the same model\n  hint: pass one of them");
+    }
+    values.model_path = values.load_model_path;
+  }
+  if (values.model_path === undefined) {
+    throw new UsageError(
+      "required option '--model_path' not specified\n  hint: pass --model_path <HF folder | UER .bin | zarr> (UER-py: --load_model_path)",
+    );
+  }
+  values.embedding = (values.embedding as string[]).flatMap((w) => w === "word_pos_seg" ? ["word", "pos", "seg"] : [w]);
+  const tc = values.task === "text-classification";
+  for (const f of ["prediction_path", "labels_num", "output_logits", "output_prob", "pooling"]) {
+    if (given.has(f) && !tc) {
+      throw new UsageError(`--${f} has no effect without --task text-classification\n  hint: drop --${f}`);
+    }
+  }
+  if (given.has("prediction_path") && given.has("output_path")) {
+    throw new UsageError("--prediction_path and --output_path name the same file\n  hint: pass one of them");
+  }
+}

@@ -10,7 +10,7 @@
 import { ALBERT_BASE, validateConfig } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import { CONVERT_FLAGS, type ConvertOptions } from "./convert.ts";
-import { INFER_FLAGS, type InferOptions } from "./infer.ts";
+import { finishInfer, INFER_FLAGS, type InferOptions } from "./infer.ts";
 import { FINETUNE_FLAGS, FINETUNE_MODEL_KEYS, type FinetuneOptions, finishFinetune } from "./finetune.ts";
 import { applyConfig, checkBuilt, readFlags, toOptions } from "./parse.ts";
 import { finishPreprocess, PREPROCESS_FLAGS, type PreprocessOptions } from "./preprocess.ts";
@@ -60,7 +60,7 @@ export const SUBCOMMAND_FLAGS = {
     finish: finishFinetune,
     config: { model: FINETUNE_MODEL_KEYS, notBuilt: NOT_BUILT_MODEL_KEYS },
   },
-  infer: { flags: INFER_FLAGS },
+  infer: { flags: INFER_FLAGS, finish: finishInfer },
   convert: { flags: CONVERT_FLAGS },
   tokenize: { flags: TOKENIZE_FLAGS },
   inspect: { flags: INSPECT_FLAGS },

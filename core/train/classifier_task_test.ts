@@ -17,6 +17,10 @@ import type { Tensor } from "../tensor.ts";
 import { type ClassifierBatch, classifierParamShapes, classifierTask } from "./classifier_task.ts";
 import { initParams, Trainer } from "./trainer.ts";
 import { evalGraph, stepGraph } from "./training_graph.ts";
+import { AlbertPipeline } from "../model/pipeline.ts";
+import { BertTokenizer } from "../tokenizer/bert_tokenizer.ts";
+import { Vocab } from "../tokenizer/vocab.ts";
+import { encodeRows } from "../data/classifier_data.ts";
 
 const CFG: AlbertConfig = {
   emb_size: 8,
@@ -169,4 +173,47 @@ Deno.test("the classifier's evaluation graph has no dropout and no gradients; it
   assert.ok(tr.inputs().some((v) => v.name === "dropout_key"));
   // 1 embedding site + per layer application: probabilities, attention output, feed-forward output
   assert.equal(tr.nodes.filter((n) => n.op === "GreaterOrEqual").length, 1 + 3 * CFG.layers_num);
+});
+
+Deno.test("AlbertPipeline.classify() (inference graph, any length) equals the trainer's evaluation for each pooling and pairs", async () => {
+  const vocab = Vocab.parse(
+    [
+      "[PAD]",
+      "[UNK]",
+      "[CLS]",
+      "[SEP]",
+      "[MASK]",
+      ...Array.from({ length: 35 }, (_, i) => String.fromCodePoint(0x4e00 + i)),
+    ]
+      .join("\n") + "\n",
+    "v",
+  );
+  const tok = new BertTokenizer(vocab, { mode: "uer" });
+  const texts = [{ a: "\u4e00\u4e01\u4e02" }, { a: "\u4e03\u4e04", b: "\u4e05\u4e06\u4e07" }, {
+    a: "\u4e08",
+    b: "\u4e09",
+  }];
+  const rows = encodeRows(texts.map((t, i) => ({ line: i + 2, textA: t.a, textB: t.b })), tok, T);
+  for (const pooling of POOLINGS) {
+    const task = classifierTask(CFG, { labelsNum: C, pooling });
+    const trainer = await Trainer.create({ task, params, device: "cpu" });
+    const ev = await trainer.evaluate({ ...rows, batchSize: 3, labels: new Int32Array(3) });
+    await trainer.dispose();
+    const pipe = AlbertPipeline.create({ config: CFG, params, semantics: "uer", layerNormEps: 1e-6 }, tok, {
+      device: "cpu",
+      pooling,
+    });
+    const got = await pipe.classify(texts, { batchSize: 2, seqLength: T });
+    await pipe.release();
+    const want = ev.logits.data as Float32Array;
+    got.forEach((g, r) => {
+      for (let c = 0; c < C; c++) {
+        const d = Math.abs(g.logits[c] - want[r * C + c]);
+        assert.ok(
+          d <= 1e-5 + 1e-4 * Math.abs(want[r * C + c]),
+          `${pooling} row ${r}: ${g.logits[c]} vs ${want[r * C + c]}`,
+        );
+      }
+    });
+  }
 });

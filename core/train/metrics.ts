@@ -96,6 +96,35 @@ export function pyFixed(x: number, digits: number): string {
   return s;
 }
 
+/**
+ * Python's `repr(float)` / `str(float)` of a double: the shortest digits that read back to it (as
+ * JavaScript's), written as Python does — fixed notation for 1e-4 ≤ |x| < 1e16 with at least one
+ * decimal (`1.0`), else `d.ddde±XX` (`1e-05`, `1.5e+16`); `nan`, `inf`, `-inf`.
+ *
+ * @example
+ * ```ts
+ * pyRepr(1e-5); // "1e-05"   (JavaScript: "0.00001")
+ * pyRepr(2);    // "2.0"
+ * ```
+ */
+export function pyRepr(x: number): string {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
+  const [mant, expStr] = x.toExponential().split("e"); // shortest round-trip digits
+  const exp = Number(expStr);
+  const sign = mant.startsWith("-") ? "-" : "";
+  const digits = mant.replace("-", "").replace(".", "");
+  if (exp < -4 || exp >= 16) {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${sign}${m}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  if (exp < 0) return `${sign}0.${"0".repeat(-exp - 1)}${digits}`;
+  const int = digits.slice(0, exp + 1).padEnd(exp + 1, "0");
+  const frac = digits.slice(exp + 1);
+  return `${sign}${int}.${frac || "0"}`;
+}
+
 /** `"{:Nd}"` / `"{:N.Df}"`: right-aligned in a field of width N. */
 function pad(s: string, width: number): string {
   return s.length >= width ? s : " ".repeat(width - s.length) + s;
