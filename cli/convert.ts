@@ -16,6 +16,7 @@ export async function run(opts: ConvertOptions): Promise<void> {
       configPath: opts.configPath,
       vocabPath: opts.vocabPath,
       overwrite: opts.overwrite,
+      pooling: opts.pooling,
     });
     if (opts.json) console.log(JSON.stringify({ to: "onnx", ...s }));
     else if (!opts.quiet) {

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Tensor } from "../core/tensor.ts";
+import type { Pooling } from "../core/model/classifier.ts";
 import { exists } from "../core/io/atomic.ts";
 import { type HfFormat, writeHfFolder } from "./hf_folder.ts";
 import { type LoadedModel, loadModel, type ModelFormat } from "./mod.ts";
@@ -26,6 +27,29 @@ export interface ConvertRequest {
   vocabPath?: string;
   hfFormat?: HfFormat;
   overwrite?: boolean;
+  /** A fine-tuned classifier's pooling (default first); HF can express only first. */
+  pooling?: Pooling;
+}
+
+/**
+ * Refuses a pooling the output cannot hold: `--pooling` for a model without a classifier, and any
+ * pooling but `first` for HF's AlbertForSequenceClassification (its pooler reads the first token).
+ */
+export function checkPooling(heads: readonly string[], pooling: Pooling | undefined, to: string, input: string): void {
+  if (pooling === undefined) return;
+  if (!heads.includes("classifier")) {
+    throw new TypeError(
+      `Cannot convert "${input}" with --pooling ${pooling}: it has no classifier (output_layer_1/2)` +
+        `\n  hint: drop --pooling (it belongs to fine-tuned models)`,
+    );
+  }
+  if (to === "hf" && pooling !== "first") {
+    throw new TypeError(
+      `Cannot convert "${input}" to an HF folder: it was fine-tuned with --pooling ${pooling}, and HF's ` +
+        `AlbertForSequenceClassification pools the first token only` +
+        `\n  hint: export it with --to onnx (any pooling), or keep the UER .bin for infer --pooling ${pooling}`,
+    );
+  }
 }
 
 /** What a conversion did. */
@@ -85,6 +109,7 @@ async function write(
       `Cannot convert "${req.inputModelPath}": --from ${req.from}, but it is a ${m.format} model\n  hint: drop --from to detect the format`,
     );
   }
+  checkPooling(m.heads, req.pooling, req.to, req.inputModelPath);
   let parameters = 0;
   let bytes = 0;
   for (const t of m.params.values()) {

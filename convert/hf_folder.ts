@@ -8,7 +8,15 @@
 import type { AlbertConfig } from "../core/config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { exists, writeDirAtomic } from "../core/io/atomic.ts";
-import { hfConfigToUer, hfToUer, pythonJson, uerConfigToHf, uerToHf } from "./names.ts";
+import {
+  hfClassifierConfig,
+  hfConfigToUer,
+  hfToUer,
+  labelsNumOf,
+  pythonJson,
+  uerConfigToHf,
+  uerToHf,
+} from "./names.ts";
 import { type LazyWeights, readFileBytes, writeParts } from "./files.ts";
 import { readSafetensors, safetensorsParts } from "./safetensors.ts";
 import { readTorchBin, torchBinParts } from "./torch_bin.ts";
@@ -150,7 +158,12 @@ export async function writeHfFolder(
   const vocab = opts.vocabPath ? await Deno.readFile(opts.vocabPath) : undefined;
   const written: string[] = ["config.json"];
   await writeDirAtomic(dir, async (tmp) => {
-    await Deno.writeTextFile(`${tmp}/config.json`, pythonJson(uerConfigToHf({ ...cfg }, vocabSize)) + "\n");
+    const labelsNum = labelsNumOf(params);
+    const hfConfig = {
+      ...uerConfigToHf({ ...cfg }, vocabSize),
+      ...(labelsNum === undefined ? {} : hfClassifierConfig(labelsNum)),
+    };
+    await Deno.writeTextFile(`${tmp}/config.json`, pythonJson(hfConfig) + "\n");
     if (format === "bin" || format === "both") {
       const lazy = opts.lazy;
       if (lazy && format !== "bin") lazy.loadAll();

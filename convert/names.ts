@@ -605,6 +605,25 @@ export function hfConfigToUer(raw: Record<string, unknown>, source: string): Alb
  * UER config → HF `config.json` object, key order and values as in the reference `hf/config.json`
  * (AlbertForMaskedLM, `tie_word_embeddings: false` because UER's decoder is not the embedding).
  */
+/**
+ * The HF config keys of a fine-tuned classifier (`AlbertForSequenceClassification`, UER-py
+ * run_classifier.py's `output_layer_1/2`): its architecture and HF's default label names
+ * (`LABEL_<i>`; UER-py's labels are the integers 0…n−1), from which transformers counts `num_labels`.
+ *
+ * @example
+ * ```ts
+ * hfClassifierConfig(2).id2label; // { "0": "LABEL_0", "1": "LABEL_1" }
+ * ```
+ */
+export function hfClassifierConfig(labelsNum: number): Record<string, unknown> {
+  const names = Array.from({ length: labelsNum }, (_, i) => `LABEL_${i}`);
+  return {
+    architectures: ["AlbertForSequenceClassification"],
+    id2label: Object.fromEntries(names.map((n, i) => [String(i), n])),
+    label2id: Object.fromEntries(names.map((n, i) => [n, i])),
+  };
+}
+
 export function uerConfigToHf(cfg: AlbertConfig, vocabSize: number): Record<string, unknown> {
   return {
     architectures: ["AlbertForMaskedLM"],

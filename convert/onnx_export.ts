@@ -2,8 +2,10 @@
  * `convert --to onnx`: a self-contained folder in transformers.js layout — `config.json`,
  * `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`, `vocab.txt` and
  * `onnx/model.onnx` (inputs `input_ids`, `attention_mask`, `token_type_ids` as int64, the way
- * transformers.js feeds them; output `logits` [B,T,V]), parameters baked in as initializers
- * (external data `onnx/model.onnx_data` beyond 2 GB). The graph keeps the checkpoint's LayerNorm
+ * transformers.js feeds them; output `logits` [B,T,V]; for a fine-tuned classifier `logits` [B,C], with
+ * `id2label` in config.json, what transformers.js' text-classification pipeline reads, built with the
+ * classifier's `--pooling`), parameters baked in as initializers (external data
+ * `onnx/model.onnx_data` beyond 2 GB). The graph keeps the checkpoint's LayerNorm
  * semantics (a UER checkpoint exports UER-py's LayerNorm), so the export computes what `infer` does.
  * Not browser compatible: reads and writes files.
  * @module
@@ -13,8 +15,10 @@ import { writeDirAtomic } from "../core/io/atomic.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { inferenceGraph } from "../core/model/albert.ts";
 import type { Vocab } from "../core/tokenizer/vocab.ts";
+import type { Pooling } from "../core/model/classifier.ts";
 import { loadModel, type ModelFormat } from "./mod.ts";
-import { uerConfigToHf } from "./names.ts";
+import { hfClassifierConfig, labelsNumOf, uerConfigToHf } from "./names.ts";
+import { checkPooling } from "./convert.ts";
 
 /** Options of `exportOnnx`. */
 export interface OnnxExportOptions {
@@ -22,6 +26,8 @@ export interface OnnxExportOptions {
   configPath?: string;
   vocabPath?: string;
   overwrite?: boolean;
+  /** A fine-tuned classifier's pooling (default first). */
+  pooling?: Pooling;
 }
 
 /** What was written. */
@@ -120,13 +126,18 @@ export async function exportOnnx(
       `Cannot use vocab "${vocabPath}": it has ${vocab.size} tokens but the model's word embedding has ${rows} rows\n  hint: pass the --vocab_path the model was trained with`,
     );
   }
+  checkPooling(m.heads, opts.pooling, "onnx", input);
+  const labelsNum = m.heads.includes("classifier") ? labelsNumOf(m.params) : undefined;
   const g = inferenceGraph(m.config, {
     semantics: m.semantics,
     eps: m.layerNormEps,
     inputs: "hf",
     idsDtype: "I64",
-    outputs: ["mlm_logits"],
-    outputNames: { mlm_logits: "logits" },
+    ...(labelsNum === undefined ? { outputs: ["mlm_logits"], outputNames: { mlm_logits: "logits" } } : {
+      outputs: ["classifier_logits"],
+      outputNames: { classifier_logits: "logits" },
+      classifier: { labelsNum, pooling: opts.pooling ?? "first" },
+    }),
   });
   const onnx = toOnnx(g, {
     initializers: m.params,
@@ -135,6 +146,7 @@ export async function exportOnnx(
   const hfConfig = {
     ...uerConfigToHf(m.config, rows),
     architectures: ["AlbertForMaskedLM"],
+    ...(labelsNum === undefined ? {} : { ...hfClassifierConfig(labelsNum), uer_pooling: opts.pooling ?? "first" }),
     model_type: "albert",
     ...(m.semantics === "uer"
       ? { uer_layer_norm: "gamma*(x-mean)/(std_unbiased+1e-6)+beta (baked into onnx/model.onnx)" }

@@ -5,6 +5,7 @@
  */
 import { OUTPUT_OPTS } from "./groups.ts";
 import type { FlagTable, OptionsOf } from "./row.ts";
+import { UsageError } from "../errors.ts";
 
 /** Flags of `convert`. */
 export const CONVERT_FLAGS = {
@@ -29,9 +30,24 @@ export const CONVERT_FLAGS = {
     choices: ["bin", "safetensors", "both"],
     help: "Weights file(s) of an HF folder.",
   },
+  pooling: {
+    type: "string",
+    choices: ["mean", "max", "first", "last"],
+    help: "A fine-tuned classifier's pooling (finetune --pooling; default first): --to onnx builds it; " +
+      "HF's AlbertForSequenceClassification pools the first token only.",
+  },
   overwrite: { type: "bool", help: "Replace an existing output." },
   ...OUTPUT_OPTS,
 } as const satisfies FlagTable;
 
 /** Options of `convert`, derived from `CONVERT_FLAGS`. */
 export type ConvertOptions = OptionsOf<typeof CONVERT_FLAGS>;
+
+/** `--pooling` shapes only the graphs and HF folders a classifier is written as (not UER or zarr weights). */
+export function finishConvert(values: Record<string, unknown>, given: ReadonlySet<string>): void {
+  if (given.has("pooling") && (values.to === "uer" || values.to === "zarr")) {
+    throw new UsageError(
+      `--pooling has no effect with --to ${values.to}: the weights do not record it\n  hint: drop --pooling (pass it to infer and convert --to onnx)`,
+    );
+  }
+}

@@ -9,7 +9,7 @@
  */
 import { ALBERT_BASE, validateConfig } from "../config.ts";
 import { UsageError } from "../errors.ts";
-import { CONVERT_FLAGS, type ConvertOptions } from "./convert.ts";
+import { CONVERT_FLAGS, type ConvertOptions, finishConvert } from "./convert.ts";
 import { finishInfer, INFER_FLAGS, type InferOptions } from "./infer.ts";
 import { FINETUNE_FLAGS, FINETUNE_MODEL_KEYS, type FinetuneOptions, finishFinetune } from "./finetune.ts";
 import { applyConfig, checkBuilt, readFlags, toOptions } from "./parse.ts";
@@ -61,7 +61,7 @@ export const SUBCOMMAND_FLAGS = {
     config: { model: FINETUNE_MODEL_KEYS, notBuilt: NOT_BUILT_MODEL_KEYS },
   },
   infer: { flags: INFER_FLAGS, finish: finishInfer },
-  convert: { flags: CONVERT_FLAGS },
+  convert: { flags: CONVERT_FLAGS, finish: finishConvert },
   tokenize: { flags: TOKENIZE_FLAGS },
   inspect: { flags: INSPECT_FLAGS },
   demo: { flags: DEMO_FLAGS },
