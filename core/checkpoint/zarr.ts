@@ -4,12 +4,13 @@
  * optional Adam moments under `moments/m/<name>` and `moments/v/<name>`, and group attributes with the
  * format version, the UER config, the step, the vocab hash, the parameter order and free-form `extra`
  * (loader position, RNG state). Written into a temporary sibling folder and renamed, so a killed run
- * never leaves a half checkpoint under the final name. Every chunk must exist on read (zarr would
- * silently fill a missing chunk with zeros; a checkpoint never has one).
+ * never leaves a half checkpoint under the final name. Metadata and codecs come from the project's
+ * zarr layer (core/io/zarr.ts), so the folder is zarr v3 by the spec and zarr v3 written by other
+ * tools reads back (omitted chunks as the fill value, sharded arrays, other codecs).
  *
  * Chunks are written straight from views of the tensors (no zarr-side copy), many at once; gzip is
- * level 1 with zlib's RLE strategy (float weights gain nothing from LZ matches), run natively on
- * the thread pool where `node:zlib` exists.
+ * level 1 with zlib's RLE strategy (float weights gain nothing from LZ matches), native where
+ * `node:zlib` exists.
  *
  * Not browser compatible: file-system glue (`writeCheckpoint` / `readCheckpoint`: a Deno folder store /
  * FileSystemStore, atomic rename, a dynamic import of `node:zlib`). The store-level functions
@@ -18,24 +19,31 @@
  * @module
  */
 import * as zarr from "zarrita";
-import { gunzipSync, gzipSync } from "fflate";
 import type { AlbertConfig } from "../config.ts";
 import { validateConfig } from "../config.ts";
 import { type DType, numel, type Tensor, type TensorData } from "../tensor.ts";
 import { exists, writeDirAtomic } from "../io/atomic.ts";
+import {
+  arrayMetadata,
+  type CodecSpec,
+  encodeChunk,
+  groupMetadata,
+  metadataBytes,
+  registerCodecs,
+  specStore,
+  useNativeCodecs,
+  type ZarrDtype,
+} from "../io/zarr.ts";
 
-/** The checkpoint layout version this build writes and reads. */
-export const CHECKPOINT_FORMAT_VERSION = 1;
+/**
+ * The checkpoint layout version this build writes (2: numeric fill values, group metadata for
+ * `moments/`; the arrays are the same as in 1, which this build also reads).
+ */
+export const CHECKPOINT_FORMAT_VERSION = 2;
+const READS_VERSIONS = [1, 2];
 const FORMAT_NAME = "uer-ts-checkpoint";
 /** Largest array accepted on read (elements), so a corrupt shape cannot demand absurd memory. */
 const MAX_ELEMENTS = 2 ** 28;
-
-async function hasKey(store: zarr.Readable, key: string): Promise<boolean> {
-  // deno-lint-ignore no-explicit-any
-  const st = store as any;
-  if (typeof st.has === "function") return await st.has(key);
-  return (await st.get(key)) !== undefined;
-}
 
 /** What a checkpoint holds. */
 export interface Checkpoint {
@@ -66,7 +74,7 @@ export interface CheckpointWriteOptions {
   tensorHooks?: { acquire(t: Tensor): void | Promise<void>; done(t: Tensor): void };
 }
 
-const ZARR_DTYPE: Partial<Record<DType, string>> = {
+const ZARR_DTYPE: Partial<Record<DType, ZarrDtype>> = {
   F32: "float32",
   F64: "float64",
   I64: "int64",
@@ -76,65 +84,6 @@ const ZARR_DTYPE: Partial<Record<DType, string>> = {
   U8: "uint8",
 };
 const FROM_ZARR = Object.fromEntries(Object.entries(ZARR_DTYPE).map(([k, v]) => [v, k])) as Record<string, DType>;
-
-/**
- * A gzip implementation: `gzip(bytes, level)` and `gunzip(bytes)`. The portable default uses the
- * web-standard CompressionStream (fflate where it is missing) to encode and fflate to decode;
- * `writeCheckpoint` / `readCheckpoint` install `node:zlib`'s (native; decoding on its thread pool)
- * with `useGzip`. `gzip` must return a new buffer the caller
- * owns (`writeCheckpoint` frees it once it is on disk).
- */
-export interface GzipImpl {
-  gzip(bytes: Uint8Array, level: number): Promise<Uint8Array>;
-  gunzip(bytes: Uint8Array): Promise<Uint8Array> | Uint8Array;
-}
-
-const portableGzip: GzipImpl = {
-  async gzip(bytes, level) {
-    if (typeof CompressionStream === "undefined") return gzipSync(bytes, { level: level as 1, mtime: 0 });
-    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip"));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  },
-  gunzip: (bytes) => gunzipSync(bytes),
-};
-let gzipImpl: GzipImpl = portableGzip;
-
-/** Sets the gzip implementation checkpoints use (`undefined`: the portable one). */
-export function useGzip(impl: GzipImpl | undefined): void {
-  gzipImpl = impl ?? portableGzip;
-}
-
-/**
- * `node:zlib`'s gzip: level `level` with the RLE strategy (float weights gain nothing from LZ matches,
- * so this compresses them as well as level 9 does, several times faster, and still collapses runs
- * of zeros). Synchronous on purpose: the thread-pool variant leaves tens of MB of garbage buffers
- * behind per checkpoint, and the output here is one buffer (no chunk list to concatenate) that the
- * file writer frees as soon as it is on disk. Any gzip decoder reads it.
- */
-async function nodeGzip(): Promise<GzipImpl | undefined> {
-  try {
-    const zlib = await import("node:zlib");
-    const u8 = (b: Uint8Array) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-    return {
-      // deno-lint-ignore require-await
-      gzip: async (bytes, l) =>
-        u8(zlib.gzipSync(bytes, {
-          level: Math.max(0, Math.min(9, Math.round(l))),
-          strategy: zlib.constants.Z_RLE,
-          chunkSize: bytes.byteLength + (bytes.byteLength >> 12) + 4096,
-        })),
-      gunzip: (bytes) =>
-        new Promise((resolve, reject) =>
-          zlib.gunzip(
-            bytes,
-            (e, out) => e ? reject(e) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength)),
-          )
-        ),
-    };
-  } catch {
-    return undefined; // no node:zlib here: keep the portable codec
-  }
-}
 
 /**
  * Frees a buffer this module allocated and no one else holds (detaching it releases its memory now,
@@ -173,44 +122,6 @@ function denoFolderStore(root: string) {
   };
 }
 
-let nodeTried = false;
-/** Switches to `node:zlib`'s gzip once, unless `useGzip` already chose one (Deno side only). */
-async function installNodeGzip(): Promise<void> {
-  if (nodeTried) return;
-  nodeTried = true;
-  if (gzipImpl !== portableGzip) return;
-  const impl = await nodeGzip();
-  if (impl) gzipImpl = impl;
-}
-
-let registered = false;
-/**
- * Registers a gzip codec that can encode (zarrita's built-in one only decodes), backed by the
- * implementation `useGzip` chose. Idempotent; the decoder also reads what numcodecs/zarr-python write.
- */
-export function registerGzipCodec(): void {
-  if (registered) return;
-  registered = true;
-  class GzipCodec {
-    kind = "bytes_to_bytes" as const;
-    level: number;
-    constructor(level: number) {
-      this.level = level;
-    }
-    static fromConfig(config: { level?: number }) {
-      return new GzipCodec(config?.level ?? 1);
-    }
-    encode(bytes: Uint8Array): Promise<Uint8Array> {
-      return gzipImpl.gzip(bytes, this.level);
-    }
-    decode(bytes: Uint8Array): Promise<Uint8Array> | Uint8Array {
-      return gzipImpl.gunzip(bytes);
-    }
-  }
-  // deno-lint-ignore no-explicit-any
-  zarr.registry.set("gzip", () => GzipCodec as any);
-}
-
 /**
  * Runs jobs with at most `limit` in flight; `run` waits for a free slot, `drain` for all. The first
  * failure is rethrown by the next `run` or by `drain` (never left as an unhandled rejection).
@@ -244,20 +155,6 @@ function chunkShapeFor(shape: number[], itemSize: number, chunkBytes: number): n
   return [rows, ...shape.slice(1)];
 }
 
-/** A store wrapper that turns a missing chunk into an error instead of zeros. */
-function strictStore(store: zarr.Readable, source: string): zarr.Readable {
-  return {
-    async get(key: `/${string}`, opts?: unknown) {
-      // deno-lint-ignore no-explicit-any
-      const v = await (store as any).get(key, opts);
-      if (v === undefined && /\/c(\/\d+)*$/.test(key)) {
-        throw new RangeError(`Cannot load checkpoint "${source}": chunk "${key.slice(1)}" is missing`);
-      }
-      return v;
-    },
-  } as zarr.Readable;
-}
-
 /**
  * Writes a checkpoint into a zarr store (no atomicity: see `writeCheckpoint`).
  */
@@ -276,13 +173,15 @@ async function writeToStore(
   opts: CheckpointWriteOptions,
   ownsChunks: boolean,
 ): Promise<void> {
-  registerGzipCodec();
   const level = opts.level ?? 1;
   const chunkBytes = opts.chunkBytes ?? 1 << 20;
-  const root = zarr.root(store);
   const names = [...ckpt.params.keys()];
-  await zarr.create(root, {
-    attributes: {
+  const gzip: CodecSpec[] = [{ name: "gzip", configuration: { level } }];
+  const setMeta = (path: string, meta: Record<string, unknown>) =>
+    store.set(`/${path ? `${path}/` : ""}zarr.json`, metadataBytes(meta));
+  await setMeta(
+    "",
+    groupMetadata({
       format: FORMAT_NAME,
       format_version: CHECKPOINT_FORMAT_VERSION,
       config: ckpt.config,
@@ -291,8 +190,12 @@ async function writeToStore(
       parameters: names,
       moments: ckpt.moments !== undefined,
       extra: ckpt.extra ?? {},
-    },
-  });
+    }),
+  );
+  if (ckpt.moments) {
+    // zarr v3 has no implicit groups: every folder on the way to an array is a group with its zarr.json
+    for (const g of ["moments", "moments/m", "moments/v"]) await setMeta(g, groupMetadata());
+  }
   // Chunks span whole rows (axis 0), so each is a contiguous range of the tensor's bytes: it is
   // compressed straight from a view (the last one padded with zeros to the full chunk, as zarr's
   // regular grid requires), and chunks of all arrays are in flight together.
@@ -310,13 +213,16 @@ async function writeToStore(
     const itemSize = t.data.BYTES_PER_ELEMENT;
     const shape = t.shape.length === 0 ? [1] : t.shape;
     const chunkShape = chunkShapeFor(shape, itemSize, chunkBytes);
-    const arr = await zarr.create(root.resolve(path), {
-      shape,
-      chunkShape,
-      dtype: dt as "float32",
-      codecs: [{ name: "bytes", configuration: { endian: "little" } }, { name: "gzip", configuration: { level } }],
-      attributes: t.shape.length === 0 ? { scalar: true } : {},
-    });
+    await setMeta(
+      path,
+      arrayMetadata({
+        shape,
+        chunkShape,
+        dtype: dt,
+        compressors: gzip,
+        attributes: t.shape.length === 0 ? { scalar: true } : {},
+      }),
+    );
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     const chunkLen = numel(chunkShape) * itemSize;
     const rest = shape.slice(1).map(() => 0);
@@ -328,11 +234,11 @@ async function writeToStore(
         padded.set(raw);
         raw = padded;
       }
-      const key = arr.resolve(`c/${[i, ...rest].join("/")}`).path;
+      const key = `/${path}/c/${[i, ...rest].join("/")}` as const;
       const padded = raw.buffer !== bytes.buffer;
       await jobs.run(async () => {
         try {
-          const z = await gzipImpl.gzip(raw, level);
+          const z = await encodeChunk(raw, gzip);
           await store.set(key, z);
           if (ownsChunks) {
             if (z.buffer !== raw.buffer && z.buffer !== bytes.buffer) release(z);
@@ -371,8 +277,8 @@ export async function readCheckpointFromStore(store: zarr.Readable, source: stri
 }
 
 async function readStore(store: zarr.Readable, source: string): Promise<Checkpoint> {
-  registerGzipCodec();
-  const s = strictStore(store, source);
+  registerCodecs();
+  const s = specStore(store, source);
   const fail = (what: string) => new TypeError(`Cannot load checkpoint "${source}": ${what}`);
   let group: zarr.Group<zarr.Readable>;
   try {
@@ -383,8 +289,8 @@ async function readStore(store: zarr.Readable, source: string): Promise<Checkpoi
   }
   const a = (group.attrs ?? {}) as Record<string, unknown>;
   if (a.format !== FORMAT_NAME) throw fail(`attribute "format" is ${JSON.stringify(a.format)}, not "${FORMAT_NAME}"`);
-  if (a.format_version !== CHECKPOINT_FORMAT_VERSION) {
-    throw fail(`format version is ${a.format_version}, this build reads ${CHECKPOINT_FORMAT_VERSION}`);
+  if (!READS_VERSIONS.includes(a.format_version as number)) {
+    throw fail(`format version is ${a.format_version}, this build reads ${READS_VERSIONS.join(" and ")}`);
   }
   if (!Array.isArray(a.parameters) || !a.parameters.every((n) => typeof n === "string")) {
     throw fail(`attribute "parameters" is not a list of names`);
@@ -402,13 +308,9 @@ async function readStore(store: zarr.Readable, source: string): Promise<Checkpoi
       if (!arr.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || count > MAX_ELEMENTS) {
         throw fail(`array "${path}" has an implausible shape [${arr.shape}]`);
       }
-      // The last chunk must exist before the whole array is allocated (a corrupt shape fails here).
-      const last = arr.shape.map((d, i) => Math.max(1, Math.ceil(d / arr.chunks[i])) - 1);
-      if (arr.shape.length > 0 && !(await hasKey(store, `${arr.path}/c/${last.join("/")}`))) {
-        throw fail(`chunk "${arr.path.slice(1)}/c/${last.join("/")}" is missing`);
-      }
+      // Omitted chunks read as the fill value (zarr v3; tensorstore and zarr-python omit chunks equal to it).
       const chunk = await zarr.get(arr, null) as { data: unknown; shape: number[] };
-      const scalar = (arr.attrs as Record<string, unknown>).scalar === true;
+      const scalar = (arr.attrs as Record<string, unknown> | undefined)?.scalar === true; // attributes are optional
       const data = chunk.data as TensorData;
       if (data.length !== count || (scalar && count !== 1)) throw fail(`array "${path}" decodes to the wrong size`);
       return { dtype, shape: scalar ? [] : [...arr.shape], data };
@@ -456,7 +358,7 @@ export async function writeCheckpoint(
       `Cannot write checkpoint "${path}": it already exists\n  hint: pass --overwrite or pick another path`,
     );
   }
-  await installNodeGzip();
+  await useNativeCodecs();
   await writeDirAtomic(path, async (tmp) => {
     await writeToStore(denoFolderStore(tmp) as unknown as zarr.Mutable, ckpt, opts, true);
   }, { overwrite: opts.overwrite });
@@ -474,7 +376,7 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
   if (!(await exists(`${path}/zarr.json`))) {
     throw new Deno.errors.NotFound(`Cannot load checkpoint "${path}": no zarr.json there`);
   }
-  await installNodeGzip();
+  await useNativeCodecs();
   const { default: FileSystemStore } = await import("@zarrita/storage/fs");
   return readCheckpointFromStore(new FileSystemStore(path), path);
 }
