@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   pretrain: async () => (await import("./pretrain_bench.ts")).pretrainBench,
   dist: async () => (await import("./dist_bench.ts")).distBench,
   infer: async () => (await import("./infer_bench.ts")).inferBench,
+  dataset: async () => (await import("./dataset_codec_bench.ts")).datasetCodecBench,
 };
 
 if (import.meta.main) {

@@ -1,7 +1,7 @@
 /**
  * `inspect` subcommand: prints the first `--limit` instances of a preprocessed dataset as JSON lines
  * in the shape of UER-py's recorded `instances.jsonl` (`index, src, pad_num, tgt_mlm,
- * is_wrong_order, seg_pos`), then a summary: count, length histogram, masked fraction, SOP balance
+ * is_wrong_order, seg_pos`), then a summary: count, bytes on disk per instance, length histogram, masked fraction, SOP balance
  * (`--json`: the summary as one JSON line `{"summary": …}`).
  * @module
  */
@@ -36,6 +36,11 @@ export async function run(opts: InspectOptions): Promise<void> {
       `${a.parts.length} part(s), masking ${a.dynamic_masking ? "dynamic" : "static"}` +
       `${a.whole_word_masking ? " whole-word" : ""}${a.span_masking ? " span" : ""}, seed ${a.seed}, ` +
       `dup_factor ${a.dup_factor}`,
+  );
+  console.log(
+    `on disk: ${(s.bytes / 1e6).toFixed(1)} MB, ${
+      s.bytesPerInstance.toFixed(1)
+    } bytes per instance (format ${a.format_version})`,
   );
   console.log(`lengths (incl. [CLS]/[SEP]): mean ${s.meanLength.toFixed(1)}, padded ${s.padded}`);
   for (const b of s.lengthHistogram) {

@@ -11,8 +11,14 @@
  * D/parts/<k>/seg_pos          [n, 2] len([CLS] A [SEP]), len(src)
  * D/parts/<k>/is_wrong_order   [n] uint8 SOP label
  * D/parts/<k>/mlm_pos          [n, P] masked positions, 0-padded (static masking only; P = max(1, round(0.15 L)))
- * D/parts/<k>/mlm_id           [n, P] original ids at those positions
+ * D/parts/<k>/mlm_input        [n, P] the id the model is fed there: [MASK], a random id or the original
  * ```
+ * Every array is chunked by rows (`chunk_rows`) and compressed with zstd (format 2). `src` holds the
+ * original ids also with static masking; the reader puts `mlm_input` at `mlm_pos` and returns the
+ * originals as targets, so instances equal UER-py's. (Format 1, still read: `src` masked, `mlm_id`
+ * the originals, no compression.) The next chunk of a part is decoded in the background while one is
+ * read (two ahead, on the thread pool with native zstd), so the pretrain loader's sequential fills do
+ * not wait for zstd.
  * Part k is written by worker k alone (its line range of the corpus), so parallel workers write
  * disjoint files of one dataset and nothing is merged; instance order is part order, as UER-py's
  * merged file. Several datasets made with `--shard K/N` combine by putting them in one folder:
@@ -25,12 +31,15 @@
 
 import * as zarr from "zarrita";
 import FileSystemStore from "@zarrita/storage/fs";
-import { DATASET_FORMAT, DATASET_FORMAT_VERSION, type DatasetAttributes } from "./part_writer.ts";
+import { DATASET_FORMAT, DATASET_READS_VERSIONS, type DatasetAttributes } from "./part_writer.ts";
+import { registerCodecs, specStore, useNativeCodecs } from "../io/zarr.ts";
 
 export {
   chunkRowsFor,
+  DATASET_COMPRESSORS,
   DATASET_FORMAT,
   DATASET_FORMAT_VERSION,
+  DATASET_READS_VERSIONS,
   type DatasetAttributes,
   type DatasetPart,
   type PartLayout,
@@ -67,6 +76,10 @@ export interface DatasetSummary {
   /** Instances with is_wrong_order 1. */
   wrongOrder: number;
   wrongOrderFraction: number;
+  /** Bytes of every file of the dataset on disk (all shards). */
+  bytes: number;
+  /** `bytes / count`. */
+  bytesPerInstance: number;
 }
 
 interface LoadedChunk {
@@ -75,7 +88,8 @@ interface LoadedChunk {
   segPos: IntArray;
   wrong: IntArray;
   mlmPos?: IntArray;
-  mlmId?: IntArray;
+  /** `mlm_input` (format 2) or `mlm_id` (format 1). */
+  mlmIds?: IntArray;
   rows: number;
 }
 
@@ -103,6 +117,8 @@ export class DatasetReader {
   #parts: PartHandle[];
   #cache = new Map<string, Promise<LoadedChunk>>();
   #cacheLimit = 8;
+  /** Format 2: `src` stores the original ids, `mlm_input` the fed ones. */
+  #unmaskedSrc: boolean;
 
   constructor(path: string, attrs: DatasetAttributes, parts: PartHandle[], sources: string[]) {
     this.path = path;
@@ -112,6 +128,7 @@ export class DatasetReader {
     this.count = parts.reduce((s, p) => s + p.count, 0);
     this.seqLength = attrs.seq_length;
     this.staticMasking = !attrs.dynamic_masking;
+    this.#unmaskedSrc = attrs.format_version >= 2;
   }
 
   #locate(i: number): [PartHandle, number] {
@@ -128,26 +145,32 @@ export class DatasetReader {
     return [p, i - p.first];
   }
 
-  #chunk(p: PartHandle, c: number): Promise<LoadedChunk> {
+  #chunk(p: PartHandle, c: number, prefetch = true): Promise<LoadedChunk> {
     const key = `${p.base}\u0000${p.path}\u0000${c}`;
     let hit = this.#cache.get(key);
     if (hit) {
       this.#cache.delete(key); // refresh LRU position
       this.#cache.set(key, hit);
-      return hit;
+    } else {
+      hit = this.#loadChunk(p, c);
+      this.#cache.set(key, hit);
+      hit.catch(() => this.#cache.delete(key));
+      while (this.#cache.size > this.#cacheLimit) this.#cache.delete(this.#cache.keys().next().value!);
     }
-    hit = this.#loadChunk(p, c);
-    this.#cache.set(key, hit);
-    hit.catch(() => this.#cache.delete(key));
-    while (this.#cache.size > this.#cacheLimit) this.#cache.delete(this.#cache.keys().next().value!);
+    // Reads are mostly sequential (the loader fills its buffer in dataset order): start decoding the
+    // next two chunks now, so they are ready when asked for (errors surface when they are read).
+    const R = this.attrs.chunk_rows;
+    for (let k = 1; prefetch && k <= 2 && (c + k) * R < p.count; k++) this.#chunk(p, c + k, false).catch(() => {});
     return hit;
   }
 
   async #loadChunk(p: PartHandle, c: number): Promise<LoadedChunk> {
     if (!p.arrays) {
-      const root = zarr.root(new FileSystemStore(p.base));
+      await useNativeCodecs();
+      registerCodecs();
+      const root = zarr.root(specStore(new FileSystemStore(p.base), p.base));
       const names = ["src", "length", "seg_pos", "is_wrong_order"];
-      if (this.staticMasking) names.push("mlm_pos", "mlm_id");
+      if (this.staticMasking) names.push("mlm_pos", this.#unmaskedSrc ? "mlm_input" : "mlm_id");
       p.arrays = Promise.all(
         names.map((n) =>
           zarr.open.v3(root.resolve(`${p.path}/${n}`), { kind: "array" }) as Promise<
@@ -166,7 +189,7 @@ export class DatasetReader {
       segPos: data[2],
       wrong: data[3],
       mlmPos: data[4],
-      mlmId: data[5],
+      mlmIds: data[5],
       rows: Math.min(R, p.count - c * R),
     };
   }
@@ -218,6 +241,8 @@ export class DatasetReader {
         }
       }
     }
+    let bytes = 0;
+    for (const dir of this.sources) bytes += await folderBytes(dir);
     return {
       count: this.count,
       tokens,
@@ -229,6 +254,8 @@ export class DatasetReader {
       instancesWithoutMask: noMask,
       wrongOrder: wrong,
       wrongOrderFraction: this.count ? wrong / this.count : 0,
+      bytes,
+      bytesPerInstance: this.count ? bytes / this.count : 0,
     };
   }
 
@@ -237,12 +264,16 @@ export class DatasetReader {
     const n = ch.length[r];
     const src = Int32Array.from(ch.src.subarray(r * L, r * L + n));
     const tgt: [number, number][] = [];
-    if (ch.mlmPos && ch.mlmId) {
+    if (ch.mlmPos && ch.mlmIds) {
       const P = this.attrs.max_predictions;
       for (let k = 0; k < P; k++) {
         const pos = ch.mlmPos[r * P + k];
         if (pos === 0) break;
-        tgt.push([pos, ch.mlmId[r * P + k]]);
+        if (pos >= n) throw new RangeError(`Cannot read dataset "${this.path}": a masked position is past its row`);
+        if (this.#unmaskedSrc) {
+          tgt.push([pos, src[pos]]); // the original id; the model is fed mlm_input there
+          src[pos] = ch.mlmIds[r * P + k];
+        } else tgt.push([pos, ch.mlmIds[r * P + k]]);
       }
     }
     return {
@@ -275,9 +306,11 @@ async function readAttributes(dir: string): Promise<DatasetAttributes | null> {
         `\n  hint: make one with \`preprocess --data_processor albert\``,
     );
   }
-  if (a.format_version !== DATASET_FORMAT_VERSION) {
+  if (!DATASET_READS_VERSIONS.includes(a.format_version as number)) {
     throw new TypeError(
-      `Cannot open dataset "${dir}": format version is ${a.format_version}, this build reads ${DATASET_FORMAT_VERSION}` +
+      `Cannot open dataset "${dir}": format version is ${a.format_version}, this build reads ${
+        DATASET_READS_VERSIONS.join(" and ")
+      }` +
         `\n  hint: run preprocess again with this version`,
     );
   }
@@ -286,6 +319,7 @@ async function readAttributes(dir: string): Promise<DatasetAttributes | null> {
 
 // Flags that must agree between shards combined into one dataset.
 const SHARD_KEYS: (keyof DatasetAttributes)[] = [
+  "format_version",
   "data_processor",
   "vocab_hash",
   "do_lower_case",
@@ -385,6 +419,17 @@ export async function openDataset(path: string): Promise<DatasetReader> {
   };
   attrs.parts.forEach((p, i) => (p.lines = shards.flatMap((s) => s.attrs.parts)[i].lines));
   return new DatasetReader(clean, attrs, parts, shards.map((s) => s.dir));
+}
+
+/** Bytes of the files under `dir`. */
+async function folderBytes(dir: string): Promise<number> {
+  let n = 0;
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) n += await folderBytes(p);
+    else if (e.isFile) n += (await Deno.stat(p)).size;
+  }
+  return n;
 }
 
 function handles(dir: string, attrs: DatasetAttributes, offset = 0): PartHandle[] {

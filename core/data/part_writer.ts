@@ -1,19 +1,45 @@
 /**
- * The writing half of the dataset format (layout in dataset_zarr.ts, DESIGN.md §4): the group
+ * The writing half of the dataset format (layout in dataset_zarr.ts, DESIGN.md §2): the group
  * attributes, the part layout and `PartWriter`, which streams one worker's instances into its part
- * as zarr v3 arrays (uncompressed, `bytes` codec, little-endian; chunk keys `c/<k>` and `c/<k>/0`).
- * It writes the zarr metadata and the raw chunk files itself — the same files zarrita writes — so a
- * preprocessing worker does not load zarrita. Not browser compatible (Deno file writes).
+ * as zarr v3 arrays (`bytes` little-endian + `zstd`; chunk keys `c/<k>` and `c/<k>/0`) through the
+ * project's zarr layer (core/io/zarr.ts: metadata, codecs), the same one the reader and checkpoints
+ * use. Each full chunk is compressed and written synchronously on the worker's own thread (native
+ * zstd), so parallel workers write disjoint chunk files with no merge pass.
+ * Not browser compatible (Deno file writes).
  * @module
  */
 
 import type { AlbertInstance, InstanceRow } from "./albert_dataset.ts";
 import { numToPredict } from "./masking.ts";
+import {
+  arrayMetadata,
+  type CodecSpec,
+  encodeChunk,
+  groupMetadata,
+  metadataBytes,
+  useNativeCodecs,
+  type ZarrDtype,
+} from "../io/zarr.ts";
 
 /** `format` attribute of a dataset group. */
 export const DATASET_FORMAT = "uer-ts.dataset";
-/** Version of the layout; readers refuse other versions. */
-export const DATASET_FORMAT_VERSION = 1;
+/**
+ * Version of the layout this build writes. 2: arrays compressed with zstd, and with static masking
+ * `src` holds the original ids and `mlm_input` what the model is fed at each masked position (1 stored
+ * the masked `src` and the originals in `mlm_id`). Readers take 1 and 2.
+ */
+export const DATASET_FORMAT_VERSION = 2;
+/** Versions `openDataset` reads. */
+export const DATASET_READS_VERSIONS: readonly number[] = [1, 2];
+
+/**
+ * The dataset arrays' compressor, chosen by measurement (bench/dataset_codec_bench.ts, DESIGN.md §2):
+ * zstd level 3, the registered zarr v3 `zstd` codec that zarr-python, tensorstore and zarrita read.
+ */
+export const DATASET_COMPRESSORS: readonly CodecSpec[] = [{
+  name: "zstd",
+  configuration: { level: 3, checksum: false },
+}];
 
 /** One part: which worker range it holds and how many instances. */
 export interface DatasetPart {
@@ -87,15 +113,6 @@ function allocate(dtype: IntDtype, n: number): IntArray {
   return dtype === "uint8" ? new Uint8Array(n) : dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n);
 }
 
-// zarrita's jsonEncodeObject (2-space JSON), so the files equal what zarrita would write.
-function metadataBytes(meta: Record<string, unknown>): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(meta, null, 2));
-}
-
-function groupMetadata(attributes: Record<string, unknown>): Uint8Array {
-  return metadataBytes({ zarr_format: 3, node_type: "group", attributes });
-}
-
 interface Column {
   name: string;
   dtype: IntDtype;
@@ -105,8 +122,10 @@ interface Column {
 
 /**
  * Streams instances into one part (`<dir>` becomes the part's group): rows are buffered per chunk,
- * each full chunk is written as one file per array, and `close()` writes the last chunk and the
- * array metadata with the final shapes.
+ * each full chunk is written as one compressed file per array, and `close()` writes the last chunk
+ * (zero rows past the count compress to a few bytes) and the array metadata with the final shapes.
+ * With static masking the stored `src` is the original text (masks undone: the model's input at
+ * masked positions goes to `mlm_input`), which compresses far better than the masked ids.
  *
  * @example
  * ```ts
@@ -118,19 +137,27 @@ interface Column {
 export class PartWriter {
   readonly layout: PartLayout;
   readonly dir: string;
+  readonly compressors: readonly CodecSpec[];
   #cols: Column[];
+  #pending: Promise<void>[] = [];
   #row = 0; // rows in the current chunk
   #chunk = 0; // index of the current chunk
   count = 0;
 
-  private constructor(dir: string, layout: PartLayout, cols: Column[]) {
+  private constructor(dir: string, layout: PartLayout, cols: Column[], compressors: readonly CodecSpec[]) {
     this.dir = dir;
     this.layout = layout;
     this.#cols = cols;
+    this.compressors = compressors;
   }
 
-  /** Creates the part group and its array folders under `dir`. */
-  static async create(dir: string, layout: PartLayout): Promise<PartWriter> {
+  /** Creates the part group and its array folders under `dir` (`compressors`: default `DATASET_COMPRESSORS`). */
+  static async create(
+    dir: string,
+    layout: PartLayout,
+    compressors: readonly CodecSpec[] = DATASET_COMPRESSORS,
+  ): Promise<PartWriter> {
+    await useNativeCodecs();
     const L = layout.seqLength;
     const posType: IntDtype = L <= 65535 ? "uint16" : "int32";
     const P = numToPredict(L);
@@ -140,7 +167,7 @@ export class PartWriter {
       ["seg_pos", posType, 2],
       ["is_wrong_order", "uint8", 0],
     ];
-    if (layout.staticMasking) specs.push(["mlm_pos", posType, P], ["mlm_id", layout.tokenDtype, P]);
+    if (layout.staticMasking) specs.push(["mlm_pos", posType, P], ["mlm_input", layout.tokenDtype, P]);
     const R = layout.chunkRows;
     const cols: Column[] = specs.map(([name, dtype, width]) => ({
       name,
@@ -149,9 +176,9 @@ export class PartWriter {
       buf: allocate(dtype, R * Math.max(1, width)),
     }));
     await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeFile(`${dir}/zarr.json`, groupMetadata({}));
+    await Deno.writeFile(`${dir}/zarr.json`, metadataBytes(groupMetadata()));
     await Promise.all(cols.map((c) => Deno.mkdir(`${dir}/${c.name}`, { recursive: true })));
-    return new PartWriter(dir, layout, cols);
+    return new PartWriter(dir, layout, cols, compressors);
   }
 
   /** Adds one instance from the builder's buffers (a full chunk is written before it returns). */
@@ -172,10 +199,13 @@ export class PartWriter {
       const P = cols[4].width;
       const t = row.numTargets;
       if (t > P) throw new RangeError(`instance has ${t} masked positions, more than ${P}`);
-      const pos = cols[4].buf, id = cols[5].buf, tp = row.tgtPos, ti = row.tgtId;
-      for (let k = 0, o = r * P; k < t; k++) {
-        pos[o + k] = tp[k];
-        id[o + k] = ti[k];
+      // Masks undone: src keeps the original id, mlm_input what the model is fed there.
+      const pos = cols[4].buf, input = cols[5].buf, tp = row.tgtPos, ti = row.tgtId, o = r * L;
+      for (let k = 0, q = r * P; k < t; k++) {
+        const p = tp[k];
+        pos[q + k] = p;
+        input[q + k] = dst[o + p];
+        dst[o + p] = ti[k];
       }
     }
     this.count++;
@@ -202,24 +232,26 @@ export class PartWriter {
     return Promise.resolve();
   }
 
-  // Writes the current chunk's buffers and clears them for the next chunk. Synchronous on purpose:
-  // Deno's async writeFile cost several times the CPU of writeFileSync for these 0.1–1 MiB files
-  // (measured), and a chunk takes about a millisecond to write.
+  // Compresses and writes the current chunk's buffers and clears them for the next chunk. Synchronous
+  // with native zstd on purpose: Deno's async writeFile cost several times the CPU of writeFileSync for
+  // these 0.1–1 MiB files (measured). Where compression is asynchronous (wasm), the write waits in
+  // `#pending` for `close()`.
   #flush(): void {
     if (this.#row === 0) return;
     const chunk = this.#chunk;
     for (const c of this.#cols) {
-      const data = c.buf;
       const folder = `${this.dir}/${c.name}/c`;
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       if (chunk === 0) Deno.mkdirSync(folder, { recursive: true });
-      if (c.width) {
-        Deno.mkdirSync(`${folder}/${chunk}`, { recursive: true });
-        Deno.writeFileSync(`${folder}/${chunk}/0`, bytes);
+      if (c.width) Deno.mkdirSync(`${folder}/${chunk}`, { recursive: true });
+      const path = c.width ? `${folder}/${chunk}/0` : `${folder}/${chunk}`;
+      const z = encodeChunk(c.buf, this.compressors);
+      if (z instanceof Promise) {
+        this.#pending.push(z.then((b) => Deno.writeFile(path, b)));
+        c.buf = allocate(c.dtype, c.buf.length); // the old buffer is being compressed
       } else {
-        Deno.writeFileSync(`${folder}/${chunk}`, bytes);
+        Deno.writeFileSync(path, z);
+        c.buf.fill(0);
       }
-      data.fill(0);
     }
     this.#chunk++;
     this.#row = 0;
@@ -228,29 +260,26 @@ export class PartWriter {
   /** Writes the last (zero-padded) chunk and the array metadata; returns the instance count. */
   async close(): Promise<number> {
     this.#flush();
+    await Promise.all(this.#pending);
     const R = this.layout.chunkRows;
     await Promise.all(this.#cols.map((c) =>
       Deno.writeFile(
         `${this.dir}/${c.name}/zarr.json`,
-        metadataBytes({
-          zarr_format: 3,
-          node_type: "array",
+        metadataBytes(arrayMetadata({
           shape: c.width ? [this.count, c.width] : [this.count],
-          data_type: c.dtype,
-          chunk_grid: { name: "regular", configuration: { chunk_shape: c.width ? [R, c.width] : [R] } },
-          chunk_key_encoding: { name: "default", configuration: { separator: "/" } },
-          codecs: [{ name: "bytes", configuration: { endian: "little" } }],
-          fill_value: 0,
-          attributes: {},
-        }),
+          chunkShape: c.width ? [R, c.width] : [R],
+          dtype: c.dtype as ZarrDtype,
+          compressors: [...this.compressors],
+        })),
       )
     ));
     return this.count;
   }
 }
 
-/** Writes the dataset group's `zarr.json` with its attributes. */
+/** Writes the dataset group's `zarr.json` with its attributes, and the `parts` group's. */
 export async function writeDatasetAttributes(dir: string, attrs: DatasetAttributes): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeFile(`${dir}/zarr.json`, groupMetadata(attrs as unknown as Record<string, unknown>));
+  await Deno.mkdir(`${dir}/parts`, { recursive: true });
+  await Deno.writeFile(`${dir}/zarr.json`, metadataBytes(groupMetadata(attrs as unknown as Record<string, unknown>)));
+  await Deno.writeFile(`${dir}/parts/zarr.json`, metadataBytes(groupMetadata()));
 }

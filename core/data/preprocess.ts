@@ -449,11 +449,7 @@ async function build({ cfg, shard, bytes, inThread, pool, t0, onProgress }: Buil
       count,
       parts: jobs.map((j, i) => ({ path: `parts/${i}`, count: results[i].count, lines: [j.lineStart, j.lineEnd] })),
     };
-    await writeDatasetAttributes(tmp, attrs);
-    await Deno.writeTextFile(
-      `${tmp}/parts/zarr.json`,
-      JSON.stringify({ zarr_format: 3, node_type: "group", attributes: {} }),
-    );
+    await writeDatasetAttributes(tmp, attrs); // and the parts group
     summary = {
       datasetPath: cfg.datasetPath,
       count,

@@ -1,0 +1,236 @@
+/**
+ * Dataset bytes per instance by codec and layout, and what decoding costs the pretrain loader
+ * (DESIGN.md §2 "Formats" records the decision these figures support).
+ *
+ * The reference corpus (`CLUECorpusSmall_sampled.txt`, or `--corpus`) is preprocessed at
+ * `--seq_length` 128 and 512 (`--dup_factor 5`, static masking, one part, as the model card's flags
+ * otherwise). From its instances the bench rebuilds every chunk in memory, in two layouts:
+ * - "masked src": `src` as the model is fed (masks applied) + `mlm_id` (the originals) — format 1;
+ * - "original src": `src` the original text + `mlm_input` (what is fed at masked positions) — format 2;
+ * and compresses each chunk with each codec (none, zstd levels, gzip), counting bytes per instance
+ * (chunks only; metadata adds ~0.1 B). "format 1 on disk" is what the previous build wrote:
+ * uncompressed, the part's last chunk padded to full size. Encoding speed is MB/s of raw chunk bytes
+ * on this thread (native zstd), next to preprocess's own time for the same dataset.
+ *
+ * Loader: `AlbertLoader` (batch 64, buffer 25,600 as UER-py) draws `--batches` batches from the zstd
+ * dataset and from an uncompressed copy written by the same writer, alternating 3 rounds, and
+ * prints the median ms per batch of each: decoding runs on the thread pool, one chunk ahead.
+ * `deno run -A bench/dataset_codec_bench.ts [--corpus FILE] [--batches N]`
+ * @module
+ */
+import { type PreprocessConfig, preprocessCorpus } from "../core/data/preprocess.ts";
+import { DATASET_COMPRESSORS, openDataset, partLayout, PartWriter } from "../core/data/dataset_zarr.ts";
+import { writeDatasetAttributes } from "../core/data/part_writer.ts";
+import { type CodecSpec, encodeChunk, useNativeCodecs } from "../core/io/zarr.ts";
+import { AlbertLoader, type InstanceSource } from "../core/train/loader.ts";
+import { refPath } from "../tests/reference.ts";
+
+function arg(name: string, dflt: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : dflt;
+}
+
+function config(corpusPath: string, datasetPath: string, seqLength: number): PreprocessConfig {
+  return {
+    corpusPath,
+    datasetPath,
+    vocabPath: refPath("vocab/google_zh_vocab.txt"),
+    doLowerCase: true,
+    processesNum: 1,
+    dataProcessor: "albert",
+    docsBufferSize: 100000,
+    seqLength,
+    dupFactor: 5,
+    shortSeqProb: 0.1,
+    seed: 7,
+    dynamicMasking: false,
+    wholeWordMasking: false,
+    spanMasking: false,
+    spanGeoProb: 0.2,
+    spanMaxLength: 10,
+    overwrite: true,
+    encodingErrors: "strict",
+  };
+}
+
+const CODECS: [string, CodecSpec[]][] = [
+  ["none", []],
+  ["zstd 1", [{ name: "zstd", configuration: { level: 1 } }]],
+  ["zstd 3", [{ name: "zstd", configuration: { level: 3 } }]],
+  ["zstd 5", [{ name: "zstd", configuration: { level: 5 } }]],
+  ["zstd 9", [{ name: "zstd", configuration: { level: 9 } }]],
+  ["gzip 6", [{ name: "gzip", configuration: { level: 6 } }]],
+];
+
+/** One layout's chunks: [name, typed array] per array, per chunk. */
+type Chunks = { name: string; data: Uint16Array | Uint8Array }[][];
+
+async function buildChunks(dir: string, originalSrc: boolean): Promise<{ chunks: Chunks; count: number }> {
+  const ds = await openDataset(dir);
+  const L = ds.seqLength, P = ds.attrs.max_predictions, R = ds.attrs.chunk_rows, n = ds.count;
+  const chunks: Chunks = [];
+  for (let c = 0; c * R < n; c++) {
+    const rows = Math.min(R, n - c * R);
+    // The regular grid stores full chunks; past the count they are zeros (compressed to a few bytes).
+    const src = new Uint16Array(R * L), len = new Uint16Array(R), seg = new Uint16Array(2 * R);
+    const wrong = new Uint8Array(R), pos = new Uint16Array(R * P), ids = new Uint16Array(R * P);
+    for (let r = 0; r < rows; r++) {
+      const ins = await ds.instance(c * R + r); // src as fed, targets = originals
+      src.set(ins.src, r * L);
+      len[r] = ins.src.length;
+      seg[2 * r] = ins.segPos[0];
+      seg[2 * r + 1] = ins.segPos[1];
+      wrong[r] = ins.isWrongOrder;
+      ins.tgtMlm.forEach(([p, id], k) => {
+        pos[r * P + k] = p;
+        if (originalSrc) {
+          ids[r * P + k] = src[r * L + p]; // mlm_input
+          src[r * L + p] = id;
+        } else ids[r * P + k] = id; // mlm_id
+      });
+    }
+    chunks.push([
+      { name: "src", data: src },
+      { name: "length", data: len },
+      { name: "seg_pos", data: seg },
+      { name: "is_wrong_order", data: wrong },
+      { name: "mlm_pos", data: pos },
+      { name: originalSrc ? "mlm_input" : "mlm_id", data: ids },
+    ]);
+  }
+  return { chunks, count: n };
+}
+
+async function sizeOf(chunks: Chunks, codecs: CodecSpec[]): Promise<{ bytes: number; raw: number; ms: number }> {
+  let bytes = 0, raw = 0;
+  const t0 = performance.now();
+  for (const chunk of chunks) {
+    for (const a of chunk) {
+      bytes += (await encodeChunk(a.data, codecs)).byteLength;
+      raw += a.data.byteLength;
+    }
+  }
+  return { bytes, raw, ms: performance.now() - t0 };
+}
+
+async function loaderMsPerBatch(dir: string, batches: number): Promise<number> {
+  const ds = await openDataset(dir);
+  const source: InstanceSource = {
+    count: ds.count,
+    seqLength: ds.seqLength,
+    instance: (i) => ds.instance(i),
+  };
+  const loader = new AlbertLoader(source, { batchSize: 64, instancesBufferSize: 25600, seed: 7 });
+  const t0 = performance.now();
+  for (let b = 0; b < batches; b++) await loader.next();
+  return (performance.now() - t0) / batches;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Runs the bench; returns its figures. */
+export async function datasetCodecBench(): Promise<unknown> {
+  await useNativeCodecs();
+  const corpus = arg("corpus", refPath("corpora/CLUECorpusSmall_sampled.txt"));
+  const batches = Number(arg("batches", "1200"));
+  const tmp = await Deno.makeTempDir({ prefix: "uer-ts-codec-bench-" });
+  const out: Record<string, unknown> = { corpus: corpus.split("/").pop(), load: loadAvg() };
+  try {
+    for (const seq of [128, 512]) {
+      const dir = `${tmp}/ds${seq}`;
+      const t0 = performance.now();
+      const s = await preprocessCorpus(config(corpus, dir, seq));
+      const preprocessSeconds = (performance.now() - t0) / 1000;
+      const layout = partLayout(seq, 21128, true);
+      const R = layout.chunkRows;
+      console.log(
+        `\nseq ${seq}: ${s.count} instances, chunk ${R} rows; preprocess ${
+          preprocessSeconds.toFixed(2)
+        } s (zstd 3 included)`,
+      );
+      const rows: Record<string, unknown>[] = [];
+      let format1 = 0;
+      for (const originalSrc of [false, true]) {
+        const { chunks, count } = await buildChunks(dir, originalSrc);
+        for (const [name, codecs] of CODECS) {
+          const { bytes, raw, ms } = await sizeOf(chunks, codecs);
+          if (!originalSrc && name === "none") format1 = bytes / count;
+          const row = {
+            layout: originalSrc ? "original src" : "masked src",
+            codec: name,
+            bytesPerInstance: bytes / count,
+            vsFormat1: format1 / (bytes / count),
+            encodeMBps: codecs.length ? raw / 1e3 / ms : null,
+            encodeSeconds: codecs.length ? ms / 1000 : 0,
+          };
+          rows.push(row);
+          console.log(
+            `  ${row.layout.padEnd(13)} ${name.padEnd(7)} ${row.bytesPerInstance.toFixed(1).padStart(7)} B/instance  ` +
+              `${row.vsFormat1.toFixed(2)}x fewer than format 1${
+                codecs.length ? `  encode ${row.encodeMBps!.toFixed(0)} MB/s (${row.encodeSeconds.toFixed(2)} s)` : ""
+              }`,
+          );
+        }
+      }
+      const ds = await openDataset(dir);
+      const summary = await ds.summary();
+      console.log(
+        `  on disk as written (format 2, ${DATASET_COMPRESSORS[0].name} ${
+          DATASET_COMPRESSORS[0].configuration?.level
+        }, ` +
+          `metadata included): ${summary.bytesPerInstance.toFixed(1)} B/instance = ${
+            (format1 / summary.bytesPerInstance).toFixed(2)
+          }x fewer than format 1's ${format1.toFixed(1)}`,
+      );
+      // The same instances, uncompressed, by the same writer: what the loader costs with and without zstd.
+      const plainDir = `${tmp}/plain${seq}`;
+      const w = await PartWriter.create(`${plainDir}/parts/0`, layout, []);
+      for (let i = 0; i < ds.count; i++) {
+        const ins = await ds.instance(i);
+        await w.append({
+          src: Array.from(ins.src),
+          tgtMlm: ins.tgtMlm,
+          isWrongOrder: ins.isWrongOrder,
+          segPos: ins.segPos,
+        });
+      }
+      await w.close();
+      await writeDatasetAttributes(plainDir, { ...ds.attrs, parts: [{ ...ds.attrs.parts[0] }] });
+      const z: number[] = [], p: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        z.push(await loaderMsPerBatch(dir, batches));
+        p.push(await loaderMsPerBatch(plainDir, batches));
+      }
+      console.log(
+        `  loader, batch 64 (${batches} batches, ${Math.ceil(batches * 64 / 25600)} buffer fills): zstd ${
+          median(z).toFixed(3)
+        } ms/batch, uncompressed ${median(p).toFixed(3)} ms/batch (ratio ${(median(z) / median(p)).toFixed(2)})`,
+      );
+      out[`seq${seq}`] = {
+        instances: s.count,
+        preprocessSeconds,
+        rows,
+        onDiskBytesPerInstance: summary.bytesPerInstance,
+        format1BytesPerInstance: format1,
+        loaderMsPerBatch: { zstd: median(z), uncompressed: median(p) },
+      };
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  console.log(`load average ${loadAvg()}`);
+  return out;
+}
+
+function loadAvg(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "n/a";
+  }
+}
+
+if (import.meta.main) console.log(JSON.stringify(await datasetCodecBench()));
