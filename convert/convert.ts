@@ -157,6 +157,7 @@ async function write(
       vocabPath: req.vocabPath ?? m.vocabPath,
       overwrite: req.overwrite,
       lazy: m.lazy,
+      trainedSemantics: m.trainedSemantics ?? m.semantics,
     });
     files = names.map((n) => `${out}/${n}`);
   } else if (req.to === "zarr") {

@@ -9,7 +9,15 @@ import type { AlbertConfig } from "../core/config.ts";
 import { validateConfig } from "../core/config.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { exists } from "../core/io/atomic.ts";
-import { isHfFolder, readHfFolder, readStateDictFile } from "./hf_folder.ts";
+import {
+  type FolderTokenizer,
+  isHfFolder,
+  readFolderTokenizer,
+  readHfFolder,
+  readStateDictFile,
+  widenHalfTensors,
+} from "./hf_folder.ts";
+import { readVocabFile } from "../core/io/vocab_file.ts";
 import { type LazyWeights, readStateDictLazy } from "./files.ts";
 import {
   type Head,
@@ -25,7 +33,7 @@ import {
 export { readTorchBin, readTorchStateDict, writeTorchBin } from "./torch_bin.ts";
 export { readSafetensors, writeSafetensors } from "./safetensors.ts";
 export { type Head, headsOf, hfConfigToUer, hfToUer, uerConfigToHf, uerToHf } from "./names.ts";
-export { readHfFolder, writeHfFolder } from "./hf_folder.ts";
+export { type FolderTokenizer, readFolderTokenizer, readHfFolder, writeHfFolder } from "./hf_folder.ts";
 
 /** Model formats. */
 export type ModelFormat = "uer" | "hf" | "zarr";
@@ -42,6 +50,11 @@ export interface LoadedModel {
   semantics: "uer" | "hf";
   /** HF `layer_norm_eps` for "hf"; 1e-6 (added to the std) for "uer". */
   layerNormEps: number;
+  /**
+   * The LayerNorm the weights were trained with, where known: "uer" for UER files and checkpoints,
+   * an HF folder's `trained_layer_norm_semantics` (written by uer-ts), else undefined.
+   */
+  trainedSemantics?: "uer" | "hf";
   /** An HF folder's vocab.txt. */
   vocabPath?: string;
   step?: number;
@@ -64,6 +77,14 @@ export interface LoadOptions {
    * to another file (convert's streaming path). Other inputs are read as usual.
    */
   lazy?: boolean;
+  /** Hears one-line notes for the user (e.g. fp16 weights widened); stderr in the CLI. */
+  log?: (line: string) => void;
+}
+
+/** The note said once when half-precision weights were widened. */
+function widenNote(path: string, widened: Partial<Record<"F16" | "BF16", number>>): string | undefined {
+  const parts = Object.entries(widened).filter(([, n]) => n).map(([d, n]) => `${n} ${d === "F16" ? "fp16" : "bf16"}`);
+  return parts.length ? `note: "${path}": ${parts.join(" and ")} tensors widened to fp32` : undefined;
 }
 
 function dirOf(path: string): string {
@@ -159,6 +180,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       heads: headsOf(c.params.keys()),
       semantics: "uer",
       layerNormEps: 1e-6,
+      trainedSemantics: "uer",
       step: c.step,
       vocabHash: c.vocabHash,
     };
@@ -168,13 +190,29 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       throw new TypeError(`Cannot load model "${path}": --from uer, but it is an HF folder`);
     }
     const m = await readHfFolder(path);
-    return hfLoaded(m.params, m.config, m.vocabPath);
+    const note = widenNote(path, m.widened);
+    if (note) opts.log?.(note);
+    const trained = m.hfConfig.trained_layer_norm_semantics;
+    return {
+      ...hfLoaded(m.params, m.config, m.vocabPath),
+      trainedSemantics: trained === "uer" || trained === "hf" ? trained : undefined,
+    };
   }
   // A single weights file: UER or HF names decide.
   let raw: Map<string, Tensor>;
   let lazy: LazyWeights | undefined;
   if (opts.lazy) ({ tensors: raw, lazy } = await readStateDictLazy(path));
   else raw = await readStateDictFile(path);
+  if ([...raw.values()].some((t) => t.dtype === "F16" || t.dtype === "BF16")) {
+    if (lazy) {
+      lazy.loadAll(); // widening reads the values
+      lazy.close();
+      lazy = undefined;
+    }
+    const widened = {};
+    raw = widenHalfTensors(raw, widened);
+    opts.log?.(widenNote(path, widened)!);
+  }
   const names = [...raw.keys()];
   const hfNames = names.filter((n) => HF_PREFIXES.some((p) => n.startsWith(p))).length;
   const isHf = opts.from === "hf" || (opts.from === undefined && hfNames > names.length / 2);
@@ -214,7 +252,16 @@ async function loadStateDict(
   const config = await uerConfigFor(path, opts.configPath);
   const params = checkUer(upgradeUerNames(raw, path), config, path);
   config.vocab_size = params.get("embedding.word.embedding.weight")!.shape[0];
-  return { format: "uer", params, config, heads: headsOf(params.keys()), semantics: "uer", layerNormEps: 1e-6, lazy };
+  return {
+    format: "uer",
+    params,
+    config,
+    heads: headsOf(params.keys()),
+    semantics: "uer",
+    layerNormEps: 1e-6,
+    trainedSemantics: "uer",
+    lazy,
+  };
 }
 
 function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?: string): LoadedModel {
@@ -312,4 +359,50 @@ export function requireTask(m: LoadedModel, task: ModelTask, source: string): vo
   throw new TypeError(
     `Cannot run ${task} with "${source}": the model has no ${need.name} (missing ${shown})\n  hint: ${need.hint}`,
   );
+}
+
+/**
+ * The tokenizer `infer` uses for a model: `--vocab_path` when given, else the model folder's (or the
+ * weight file's folder's) `vocab.txt` or `tokenizer.json`.
+ *
+ * @example
+ * ```ts
+ * const tok = await modelTokenizer("../shared/reference/albert-tiny/hf");
+ * ```
+ */
+export async function modelTokenizer(modelPath: string, vocabPath?: string): Promise<FolderTokenizer> {
+  if (vocabPath) return { vocab: await readVocabFile(vocabPath, "hf"), doLowerCase: true, source: vocabPath };
+  let dir = modelPath.replace(/\/+$/, "") || "/";
+  try {
+    if (!(await Deno.stat(dir)).isDirectory) dir = dirOf(dir);
+  } catch {
+    dir = dirOf(dir);
+  }
+  const tok = await readFolderTokenizer(dir);
+  if (!tok) {
+    throw new Deno.errors.NotFound(
+      `Cannot load the tokenizer of "${modelPath}": no vocab.txt or tokenizer.json in "${dir}"\n  hint: pass --vocab_path`,
+    );
+  }
+  return tok;
+}
+
+/**
+ * One line saying which LayerNorm a loaded model runs with (and what its weights were trained with,
+ * when that differs), for `infer` to print.
+ *
+ * @example
+ * ```ts
+ * semanticsLine(await loadModel("uer_model.bin", { configPath })); // "model: uer ..., UER-py's LayerNorm ..."
+ * ```
+ */
+export function semanticsLine(m: LoadedModel): string {
+  const runs = m.semantics === "uer"
+    ? "UER-py's LayerNorm (unbiased std, 1e-6 added to it)"
+    : `the standard LayerNorm (HF, eps ${m.layerNormEps})`;
+  const trained = m.trainedSemantics && m.trainedSemantics !== m.semantics
+    ? `; its weights were trained with ${m.trainedSemantics === "uer" ? "UER-py's" : "the standard"} LayerNorm, so ` +
+      `scores differ slightly from the original's (README: "LayerNorm semantics")`
+    : "";
+  return `model: ${m.format}, runs ${runs}${trained}`;
 }

@@ -66,9 +66,20 @@ Deno.test("convert: uer→hf matches UER-py's converter bytes; hf→uer→hf and
       ),
       0,
     );
-    for (const f of ["pytorch_model.bin", "model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json"]) {
+    for (const f of ["pytorch_model.bin", "model.safetensors", "vocab.txt"]) {
       assert.ok(await sameFile(`${dir}/hf/${f}`, `${R}/hf/${f}`), f);
     }
+    // UER-py's config.json plus the LayerNorm record; the tokenizer's max length is the model's 128 positions
+    const json = async (p: string) => JSON.parse(await Deno.readTextFile(p));
+    assert.deepEqual(await json(`${dir}/hf/config.json`), {
+      ...await json(`${R}/hf/config.json`),
+      layer_norm_semantics: "hf",
+      trained_layer_norm_semantics: "uer",
+    });
+    assert.deepEqual(await json(`${dir}/hf/tokenizer_config.json`), {
+      ...await json(`${R}/hf/tokenizer_config.json`),
+      model_max_length: 128,
+    });
     // HF → UER → HF (format detected); bit-exact tensors, and safetensors bytes identical
     assert.equal(
       await convert("--to", "uer", "--input_model_path", `${R}/hf`, "--output_model_path", `${dir}/u.bin`),

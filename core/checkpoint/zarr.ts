@@ -188,6 +188,8 @@ async function writeToStore(
       step: ckpt.step,
       vocab_hash: ckpt.vocabHash,
       parameters: names,
+      // The LayerNorm these weights run with (and were trained with): UER-py's, unbiased std + 1e-6.
+      layer_norm: "uer",
       moments: ckpt.moments !== undefined,
       extra: ckpt.extra ?? {},
     }),

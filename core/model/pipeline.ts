@@ -67,8 +67,8 @@ export interface TextFeatures {
   /** [L, H] last hidden state (L = its token count, no padding). */
   lastHiddenState: Float32Array;
   length: number;
-  /** [H] pooled output (tanh(linear(h[CLS]))). */
-  pooledOutput: Float32Array;
+  /** [H] pooled output (tanh(linear(h[CLS]))); undefined when the model has no pooler. */
+  pooledOutput?: Float32Array;
 }
 
 /** Options of `AlbertPipeline.create`. */
@@ -164,7 +164,9 @@ export class AlbertPipeline {
       ? ["mlm_logits"]
       : task === "text-classification"
       ? ["classifier_logits", "classifier_probs"]
-      : ["encoder_output", "pooled_output"];
+      : this.hasPooler
+      ? ["encoder_output", "pooled_output"]
+      : ["encoder_output"];
     const labelsNum = m.params.get("output_layer_2.weight")?.shape[0];
     const g = inferenceGraph(m.config, {
       ...(task === "text-classification" ? { classifier: { labelsNum: labelsNum!, pooling: this.pooling } } : {}),
@@ -181,6 +183,11 @@ export class AlbertPipeline {
       g.output(softmax(g, g.outputs().find((v) => v.name === "mlm_logits")!, true), "mlm_probs");
     }
     return toOnnx(g, { initializers: m.params }).model;
+  }
+
+  /** Whether the model has a pooler (`target.sp.linear_1`; AlbertForMaskedLM folders have none). */
+  get hasPooler(): boolean {
+    return this.model.params.has("target.sp.linear_1.weight");
   }
 
   /** The backend `device` resolves to (asked once). */
@@ -360,16 +367,16 @@ export class AlbertPipeline {
       const feeds = this.#feeds(batch, width);
       let t1 = now();
       if (tm) tm.feeds += t1 - t0;
-      const res = await session.run(feeds, ["encoder_output", "pooled_output"]);
+      const res = await session.run(feeds, this.hasPooler ? ["encoder_output", "pooled_output"] : ["encoder_output"]);
       t0 = now();
       if (tm) tm.run += t0 - t1;
-      const h = res.encoder_output.data as Float32Array, pooled = res.pooled_output.data as Float32Array;
+      const h = res.encoder_output.data as Float32Array, pooled = res.pooled_output?.data as Float32Array | undefined;
       batch.forEach((e, r) => {
         const L = e.ids.length;
         out.push({
           length: L,
           lastHiddenState: h.slice(r * width * H, (r * width + L) * H),
-          pooledOutput: pooled.slice(r * H, (r + 1) * H),
+          pooledOutput: pooled?.slice(r * H, (r + 1) * H),
         });
       });
       t1 = now();

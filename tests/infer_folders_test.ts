@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { readSafetensors, writeSafetensors } from "../convert/safetensors.ts";
+import { REF, refTensors } from "./forward_check.ts";
+import { refJson, refPath } from "./reference.ts";
+import { cli } from "./_pretrain_cli.ts";
+
+// HF folders as transformers 5 saves them: AlbertForMaskedLM (no pooler, no SOP head) with tokenizer.json
+// and no vocab.txt. infer serves fill-mask and feature extraction from it; numpy reads the .npz / .npy files.
+
+interface ForwardJson {
+  inputs: { text_a: string; mask_chars: number[]; tokens: string[] }[];
+  mask_token_predictions: { row: number; hf_top5: [number, string, number][] }[];
+}
+
+async function maskedLmFolder(dir: string): Promise<string> {
+  const hf = refPath(`${REF}/hf`);
+  const t = readSafetensors(await Deno.readFile(`${hf}/model.safetensors`), "m").tensors;
+  const mlm = new Map([...t].filter(([k]) => !k.startsWith("albert.pooler.") && !k.startsWith("sop_classifier.")));
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeFile(`${dir}/model.safetensors`, writeSafetensors(mlm, { format: "pt" }));
+  await Deno.copyFile(`${hf}/config.json`, `${dir}/config.json`);
+  await Deno.copyFile(`${hf}/tokenizer.json`, `${dir}/tokenizer.json`);
+  return dir;
+}
+
+function numpy(code: string): string {
+  const out = new Deno.Command("/usr/bin/python3", { args: ["-c", code], stdout: "piped", stderr: "piped" })
+    .outputSync();
+  if (out.code !== 0) throw new Error(new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+Deno.test("infer runs fill-mask on an AlbertForMaskedLM folder with tokenizer.json only (reference top-5)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fwd = await refJson<ForwardJson>(`${REF}/forward.json`);
+    const m = fwd.mask_token_predictions[0];
+    const chars = [...fwd.inputs[m.row].text_a];
+    for (const c of fwd.inputs[m.row].mask_chars) chars[c] = "[MASK]";
+    const folder = await maskedLmFolder(`${dir}/mlm`);
+    const r = await cli(["infer", "--model_path", folder, "--text", chars.join(""), "--json", "--device", "cpu"]);
+    assert.equal(r.code, 0, r.stderr);
+    const preds = JSON.parse(r.stdout) as { token: number }[];
+    assert.deepEqual(preds.map((p) => p.token), m.hf_top5.map((w) => w[0]));
+    // the LayerNorm it ran with, in one line on stderr
+    assert.match(r.stderr, /^model: hf, runs the standard LayerNorm \(HF, eps 1e-12\)$/m);
+    const q = await cli([
+      "infer",
+      "--model_path",
+      folder,
+      "--text",
+      chars.join(""),
+      "--json",
+      "--quiet",
+      "--device",
+      "cpu",
+    ]);
+    assert.ok(!q.stderr.includes("model: "), q.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("infer feature-extraction writes .npz and .npy (+ companions) that numpy reads, without pooled_output when there is no pooler", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ref = await refTensors(`${REF}/forward.safetensors`);
+    const fwd = await refJson<ForwardJson>(`${REF}/forward.json`);
+    const text = fwd.inputs[0].text_a;
+    const n = fwd.inputs[0].tokens.length;
+    const hf = refPath(`${REF}/hf`);
+    // the full folder: all three arrays in the .npz
+    let r = await cli([
+      "infer",
+      "--model_path",
+      hf,
+      "--text",
+      text,
+      "--output_path",
+      `${dir}/f.npz`,
+      "--device",
+      "cpu",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const got = JSON.parse(numpy(
+      `import numpy as np, json; d = np.load("${dir}/f.npz"); ` +
+        `print(json.dumps({k: [str(d[k].dtype), list(d[k].shape), d[k].ravel()[:3].tolist()] for k in sorted(d.files)}))`,
+    ));
+    assert.deepEqual(Object.keys(got), ["last_hidden_state", "lengths", "pooled_output"]);
+    assert.deepEqual(got.lengths, ["int64", [1], [n]]);
+    assert.deepEqual(got.last_hidden_state.slice(0, 2), ["float32", [1, n, 64]]);
+    const h = ref.get("hf.encoder_output")!.data as Float32Array;
+    got.last_hidden_state[2].forEach((v: number, i: number) => assert.ok(Math.abs(v - h[i]) < 1e-5, `h[${i}]`));
+    // AlbertForMaskedLM: no pooler, so .npy + lengths companion only, and a note says so
+    const mlm = await maskedLmFolder(`${dir}/mlm`);
+    r = await cli(["infer", "--model_path", mlm, "--text", text, "--output_path", `${dir}/g.npy`, "--device", "cpu"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /has no pooler: features without pooled_output/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).filter((x) => x.startsWith("g")).sort(), [
+      "g.lengths.npy",
+      "g.npy",
+    ]);
+    assert.equal(
+      numpy(`import numpy as np; print(np.load("${dir}/g.npy").shape, np.load("${dir}/g.lengths.npy").tolist())`),
+      `(1, ${n}, 64) [${n}]`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
