@@ -8,6 +8,7 @@
 import type { InferOptions } from "../core/flags/mod.ts";
 import { loadModel, modelTokenizer, requireTask, semanticsLine } from "../convert/mod.ts";
 import { featureFiles } from "../convert/features.ts";
+import { ttyProgress } from "../convert/hub.ts";
 import { exists, writeFileAtomic } from "../core/io/atomic.ts";
 import { UsageError } from "../core/errors.ts";
 import { AlbertPipeline, type FillMaskPrediction, type TextInput } from "../core/model/pipeline.ts";
@@ -101,9 +102,13 @@ export async function run(opts: InferOptions): Promise<void> {
   }
   await checkOutput(opts, task);
   const warn = opts.quiet ? undefined : (l: string) => console.error(l);
-  const model = await loadModel(opts.modelPath, { configPath: opts.configPath, log: warn });
+  const model = await loadModel(opts.modelPath, {
+    configPath: opts.configPath,
+    log: warn,
+    progress: opts.quiet ? undefined : ttyProgress(),
+  });
   requireTask(model, task, opts.modelPath);
-  const tok = await modelTokenizer(opts.modelPath, opts.vocabPath);
+  const tok = await modelTokenizer(model.path, opts.vocabPath);
   const tokenizer = new BertTokenizer(tok.vocab, {
     mode: "hf",
     doLowerCase: tok.doLowerCase,

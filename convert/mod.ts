@@ -18,6 +18,7 @@ import {
   widenHalfTensors,
 } from "./hf_folder.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
+import { type HubProgress, parseModelId, resolveModelId } from "./hub.ts";
 import { type LazyWeights, readStateDictLazy } from "./files.ts";
 import {
   type Head,
@@ -35,12 +36,14 @@ export { readSafetensors, writeSafetensors } from "./safetensors.ts";
 export { type Head, headsOf, hfConfigToUer, hfToUer, uerConfigToHf, uerToHf } from "./names.ts";
 export { type FolderTokenizer, readFolderTokenizer, readHfFolder, writeHfFolder } from "./hf_folder.ts";
 
-/** Model formats. */
-export type ModelFormat = "uer" | "hf" | "zarr";
+/** Model formats (`onnx`: a folder `convert --to onnx` wrote, read back from its initializers). */
+export type ModelFormat = "uer" | "hf" | "zarr" | "onnx";
 
 /** A model read into UER names. */
 export interface LoadedModel {
   format: ModelFormat;
+  /** The local path it was read from (a model id's snapshot folder in the HF cache). */
+  path: string;
   /** UER names, UER-py `state_dict()` order. */
   params: Map<string, Tensor>;
   config: AlbertConfig;
@@ -79,6 +82,27 @@ export interface LoadOptions {
   lazy?: boolean;
   /** Hears one-line notes for the user (e.g. fp16 weights widened); stderr in the CLI. */
   log?: (line: string) => void;
+  /** Download progress of a model id fetched from the hub. */
+  progress?: (p: HubProgress) => void;
+}
+
+/**
+ * A local path for `path`: itself when it exists, else, for `org/name[@revision]`, the model's
+ * folder in the HF cache (downloaded there first unless offline; see hub.ts).
+ *
+ * @example
+ * ```ts
+ * await resolveModelPath("uer/albert-base-chinese-cluecorpussmall"); // ~/.cache/huggingface/hub/models--uer--.../snapshots/<commit>
+ * ```
+ */
+export async function resolveModelPath(
+  path: string,
+  opts: { log?: (line: string) => void; progress?: (p: HubProgress) => void } = {},
+): Promise<string> {
+  if (await exists(path)) return path;
+  const id = parseModelId(path);
+  if (!id) return path; // reported as "no such file" by the reader
+  return await resolveModelId(id, { log: opts.log, progress: opts.progress });
 }
 
 /** The note said once when half-precision weights were widened. */
@@ -114,8 +138,10 @@ export async function detectFormat(path: string): Promise<ModelFormat> {
   if (info.isDirectory) {
     if (await exists(`${path}/zarr.json`)) return "zarr";
     if (await isHfFolder(path)) return "hf";
+    if ((await exists(`${path}/config.json`)) && (await exists(`${path}/onnx/model.onnx`))) return "onnx";
     throw new TypeError(
-      `Cannot load model "${path}": the folder is neither a zarr checkpoint (zarr.json) nor an HF folder (config.json + weights)`,
+      `Cannot load model "${path}": the folder is neither a zarr checkpoint (zarr.json), an HF folder (config.json + ` +
+        `weights) nor an ONNX folder (config.json + onnx/model.onnx)`,
     );
   }
   return "uer"; // files: decided by their tensor names in loadModel
@@ -166,6 +192,11 @@ async function uerConfigFor(modelPath: string, configPath?: string): Promise<Alb
  * ```
  */
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  path = await resolveModelPath(path, opts);
+  return { ...await loadLocal(path, opts), path };
+}
+
+async function loadLocal(path: string, opts: LoadOptions): Promise<Omit<LoadedModel, "path">> {
   const detected = await detectFormat(path);
   if (detected === "zarr" || (opts.from === "zarr")) {
     if (detected !== "zarr") {
@@ -184,6 +215,12 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       step: c.step,
       vocabHash: c.vocabHash,
     };
+  }
+  if (detected === "onnx" || opts.from === "onnx") {
+    if (detected !== "onnx") {
+      throw new TypeError(`Cannot load model "${path}": --from onnx, but it is not an ONNX folder (onnx/model.onnx)`);
+    }
+    return await loadOnnxFolder(path, opts);
   }
   if (detected === "hf") {
     if (opts.from === "uer") {
@@ -239,7 +276,7 @@ async function loadStateDict(
   isHf: boolean,
   opts: LoadOptions,
   lazy: LazyWeights | undefined,
-): Promise<LoadedModel> {
+): Promise<Omit<LoadedModel, "path">> {
   if (isHf) {
     const cfgPath = opts.configPath ?? `${dirOf(path)}/config.json`;
     const hfRaw = await readJson(cfgPath, "HF config");
@@ -264,7 +301,7 @@ async function loadStateDict(
   };
 }
 
-function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?: string): LoadedModel {
+function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?: string): Omit<LoadedModel, "path"> {
   return {
     format: "hf",
     params,
@@ -273,6 +310,46 @@ function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?:
     semantics: "hf",
     layerNormEps: config.layer_norm_eps ?? 1e-12,
     vocabPath,
+  };
+}
+
+/**
+ * An ONNX folder (`convert --to onnx` output, transformers.js layout) read back from its initializers:
+ * UER names (our exports) or HF names; the LayerNorm from the model's `layer_norm` metadata.
+ */
+async function loadOnnxFolder(path: string, opts: LoadOptions): Promise<Omit<LoadedModel, "path">> {
+  const { readOnnxFolderWeights } = await import("./onnx_read.ts");
+  const w = await readOnnxFolderWeights(path);
+  const cfgPath = `${path}/config.json`;
+  const config = hfConfigToUer(await readJson(cfgPath, "HF config"), cfgPath);
+  const widened = {};
+  const all = widenHalfTensors(w.tensors, widened);
+  const note = widenNote(path, widened);
+  if (note) opts.log?.(note);
+  const uerNames = new Map([...all].filter(([k]) => /^(embedding|encoder|target|output_layer_[12])\./.test(k)));
+  const hfNames = new Map([...all].filter(([k]) => /^(albert|predictions|sop_classifier|classifier)\./.test(k)));
+  let params: Map<string, Tensor>;
+  if (uerNames.has("embedding.word.embedding.weight")) params = checkUer(uerNames, config, `${path}/onnx/model.onnx`);
+  else if (hfNames.has("albert.embeddings.word_embeddings.weight")) {
+    params = hfToUer(hfNames, config, `${path}/onnx/model.onnx`, { tieWordEmbeddings: false });
+  } else {
+    throw new TypeError(
+      `Cannot load model "${path}": the weights in onnx/model.onnx are not named as parameters (exported by another ` +
+        `tool?)\n  hint: load the HF folder or checkpoint it was exported from`,
+    );
+  }
+  config.vocab_size = params.get("embedding.word.embedding.weight")!.shape[0];
+  const semantics = w.metadata.layer_norm === "uer" ? "uer" : "hf";
+  const eps = semantics === "uer" ? 1e-6 : Number(w.metadata.layer_norm_eps ?? config.layer_norm_eps ?? 1e-12);
+  return {
+    format: "onnx",
+    params,
+    config,
+    heads: headsOf(params.keys()),
+    semantics,
+    layerNormEps: eps,
+    trainedSemantics: semantics,
+    vocabPath: (await exists(`${path}/vocab.txt`)) ? `${path}/vocab.txt` : undefined,
   };
 }
 

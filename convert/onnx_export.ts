@@ -2,18 +2,22 @@
  * `convert --to onnx`: a self-contained folder in transformers.js layout — `config.json`,
  * `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`, `vocab.txt` and
  * `onnx/model.onnx` (inputs `input_ids`, `attention_mask`, `token_type_ids` as int64, the way
- * transformers.js feeds them; output `logits` [B,T,V]; for a fine-tuned classifier `logits` [B,C], with
+ * transformers.js feeds them; outputs `logits` [B,T,V] (MLM head; transformers.js' fill-mask
+ * pipeline), `last_hidden_state` [B,T,H] (its feature-extraction pipeline) and `pooler_output` [B,H]
+ * (HF's `BaseModelOutputWithPooling` name) and `sop_logits` [B,2] (AlbertForPreTraining's), each where
+ * the weights have the head; for a fine-tuned classifier `logits` [B,C] instead of the MLM's, with
  * `id2label` in config.json, what transformers.js' text-classification pipeline reads, built with the
- * classifier's `--pooling`), parameters baked in as initializers (external data
- * `onnx/model.onnx_data` beyond 2 GB). The graph keeps the checkpoint's LayerNorm
- * semantics (a UER checkpoint exports UER-py's LayerNorm), so the export computes what `infer` does.
+ * classifier's `--pooling`), parameters baked in as initializers under their UER names (external data
+ * `onnx/model.onnx_data` beyond 2 GB), so the folder is also a model `loadModel` reads back. The graph
+ * keeps the checkpoint's LayerNorm semantics (a UER checkpoint exports UER-py's LayerNorm, recorded as
+ * metadata `layer_norm`), so the export computes what `infer` does.
  * Not browser compatible: reads and writes files.
  * @module
  */
 import { toOnnx } from "../core/graph/onnx_proto.ts";
 import { writeDirAtomic } from "../core/io/atomic.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
-import { inferenceGraph } from "../core/model/albert.ts";
+import { type AlbertOutput, inferenceGraph } from "../core/model/albert.ts";
 import type { Vocab } from "../core/tokenizer/vocab.ts";
 import type { Pooling } from "../core/model/classifier.ts";
 import { loadModel, type ModelFormat } from "./mod.ts";
@@ -128,26 +132,46 @@ export async function exportOnnx(
   }
   checkPooling(m.heads, opts.pooling, "onnx", input);
   const labelsNum = m.heads.includes("classifier") ? labelsNumOf(m.params) : undefined;
+  const outputs: AlbertOutput[] = [
+    ...(labelsNum !== undefined
+      ? ["classifier_logits" as const]
+      : m.heads.includes("mlm")
+      ? ["mlm_logits" as const]
+      : []),
+    "encoder_output",
+    ...(m.heads.includes("pooler") ? ["pooled_output" as const] : []),
+    // AlbertForPreTraining's sentence-order logits: keeps every weight in the folder
+    ...(m.heads.includes("sop") ? ["sop_logits" as const] : []),
+  ];
   const g = inferenceGraph(m.config, {
     semantics: m.semantics,
     eps: m.layerNormEps,
     inputs: "hf",
     idsDtype: "I64",
-    ...(labelsNum === undefined ? { outputs: ["mlm_logits"], outputNames: { mlm_logits: "logits" } } : {
-      outputs: ["classifier_logits"],
-      outputNames: { classifier_logits: "logits" },
-      classifier: { labelsNum, pooling: opts.pooling ?? "first" },
-    }),
+    outputs,
+    outputNames: {
+      mlm_logits: "logits",
+      classifier_logits: "logits",
+      encoder_output: "last_hidden_state",
+      pooled_output: "pooler_output",
+    },
+    ...(labelsNum === undefined ? {} : { classifier: { labelsNum, pooling: opts.pooling ?? "first" } }),
   });
   const onnx = toOnnx(g, {
     initializers: m.params,
-    metadata: { source: input, layer_norm: m.semantics, producer: "uer-ts convert --to onnx" },
+    metadata: {
+      source: input,
+      layer_norm: m.semantics,
+      layer_norm_eps: String(m.layerNormEps),
+      producer: "uer-ts convert --to onnx",
+    },
   });
   const hfConfig = {
     ...uerConfigToHf(m.config, rows),
-    architectures: ["AlbertForMaskedLM"],
+    architectures: [m.heads.includes("mlm") ? "AlbertForMaskedLM" : "AlbertModel"],
     ...(labelsNum === undefined ? {} : { ...hfClassifierConfig(labelsNum), uer_pooling: opts.pooling ?? "first" }),
     model_type: "albert",
+    layer_norm_semantics: m.semantics,
     ...(m.semantics === "uer"
       ? { uer_layer_norm: "gamma*(x-mean)/(std_unbiased+1e-6)+beta (baked into onnx/model.onnx)" }
       : {}),

@@ -43,3 +43,49 @@ Deno.test("exportOnnx() writes a transformers.js folder whose fill-mask equals o
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the ONNX folder serves transformers.js feature-extraction (last_hidden_state) and reads back as a model", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = refPath("albert-tiny/uer_model.bin");
+    const vocabPath = refPath("albert-tiny/hf/vocab.txt");
+    await exportOnnx(model, `${dir}/tiny`, { vocabPath });
+    env.allowRemoteModels = false;
+    env.localModelPath = `${dir}/`;
+    const fe = await pipeline("feature-extraction", "tiny", { dtype: "fp32", device: "cpu" });
+    const m = await loadModel(model);
+    const tok = new BertTokenizer(await readVocabFile(vocabPath, "hf"), { mode: "hf" });
+    const ours = AlbertPipeline.create(m, tok, { device: "cpu" });
+    const [mine] = await ours.features([{ a: TEXTS[0] }], { batchSize: 1, seqLength: 128 });
+    await ours.release();
+    const theirs = await fe(TEXTS[0]);
+    assert.deepEqual(theirs.dims, [1, mine.length, 64]); // hidden states, not the vocab-sized logits
+    const t = theirs.data as Float32Array;
+    for (let i = 0; i < t.length; i++) {
+      assert.ok(Math.abs(t[i] - mine.lastHiddenState[i]) <= 1e-5 + 1e-4 * Math.abs(mine.lastHiddenState[i]), `h[${i}]`);
+    }
+    await fe.dispose();
+    // the pooled output under HF's name, equal to ours
+    const { InferenceSession, Tensor } = await import("onnxruntime-node");
+    const s = await InferenceSession.create(`${dir}/tiny/onnx/model.onnx`);
+    assert.deepEqual([...s.outputNames].sort(), ["last_hidden_state", "logits", "pooler_output", "sop_logits"]);
+    const enc = tok.encode(TEXTS[0]);
+    const i64 = (xs: number[]) => new Tensor("int64", BigInt64Array.from(xs, BigInt), [1, xs.length]);
+    const out = await s.run({
+      input_ids: i64(enc.ids),
+      attention_mask: i64(enc.attentionMask),
+      token_type_ids: i64(enc.tokenTypeIds),
+    });
+    const pooled = out.pooler_output.data as Float32Array;
+    mine.pooledOutput!.forEach((v, i) => assert.ok(Math.abs(pooled[i] - v) <= 1e-5, `pooled[${i}]`));
+    await s.release();
+    // the folder is a model: same parameters bit for bit, same LayerNorm
+    const back = await loadModel(`${dir}/tiny`);
+    assert.equal(back.format, "onnx");
+    assert.equal(back.semantics, "uer");
+    assert.deepEqual([...back.params.keys()], [...m.params.keys()]);
+    for (const [k, v] of m.params) assert.deepEqual(back.params.get(k)!.data, v.data, k);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
