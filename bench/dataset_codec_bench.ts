@@ -24,33 +24,20 @@ import { writeDatasetAttributes } from "../core/data/part_writer.ts";
 import { type CodecSpec, encodeChunk, useNativeCodecs } from "../core/io/zarr.ts";
 import { AlbertLoader, type InstanceSource } from "../core/train/loader.ts";
 import { refPath } from "../tests/reference.ts";
+import { parseOptions } from "../cli/options.ts";
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : dflt;
 }
 
-function config(corpusPath: string, datasetPath: string, seqLength: number): PreprocessConfig {
-  return {
-    corpusPath,
-    datasetPath,
-    vocabPath: refPath("vocab/google_zh_vocab.txt"),
-    doLowerCase: true,
-    processesNum: 1,
-    dataProcessor: "albert",
-    docsBufferSize: 100000,
-    seqLength,
-    dupFactor: 5,
-    shortSeqProb: 0.1,
-    seed: 7,
-    dynamicMasking: false,
-    wholeWordMasking: false,
-    spanMasking: false,
-    spanGeoProb: 0.2,
-    spanMaxLength: 10,
-    overwrite: true,
-    encodingErrors: "strict",
-  };
+/** The model card's `preprocess` flags at `seqLength`, one part, as the CLI parses them. */
+function config(corpusPath: string, datasetPath: string, seqLength: number): Promise<PreprocessConfig> {
+  return parseOptions("preprocess", [
+    ...["--corpus_path", corpusPath, "--vocab_path", refPath("vocab/google_zh_vocab.txt")],
+    ...["--dataset_path", datasetPath, "--seq_length", String(seqLength), "--dup_factor", "5"],
+    ...["--processes_num", "1", "--target", "albert", "--overwrite", "--quiet"],
+  ]);
 }
 
 const CODECS: [string, CodecSpec[]][] = [
@@ -142,7 +129,7 @@ export async function datasetCodecBench(): Promise<unknown> {
     for (const seq of [128, 512]) {
       const dir = `${tmp}/ds${seq}`;
       const t0 = performance.now();
-      const s = await preprocessCorpus(config(corpus, dir, seq));
+      const s = await preprocessCorpus(await config(corpus, dir, seq));
       const preprocessSeconds = (performance.now() - t0) / 1000;
       const layout = partLayout(seq, 21128, true);
       const R = layout.chunkRows;

@@ -6,9 +6,14 @@
  */
 import type { ConvertOptions } from "../core/flags/mod.ts";
 import { convertModel } from "../convert/convert.ts";
+import { ttyProgress } from "../convert/hub.ts";
 
 /** Runs `convert`. */
 export async function run(opts: ConvertOptions): Promise<void> {
+  const notes = {
+    log: opts.quiet ? undefined : (l: string) => console.error(l),
+    progress: opts.quiet ? undefined : ttyProgress(),
+  };
   if (opts.to === "onnx") {
     const { exportOnnx } = await import("../convert/onnx_export.ts");
     const s = await exportOnnx(opts.inputModelPath, opts.outputModelPath, {
@@ -17,6 +22,7 @@ export async function run(opts: ConvertOptions): Promise<void> {
       vocabPath: opts.vocabPath,
       overwrite: opts.overwrite,
       pooling: opts.pooling,
+      ...notes,
     });
     if (opts.json) console.log(JSON.stringify({ to: "onnx", ...s }));
     else if (!opts.quiet) {
@@ -31,7 +37,7 @@ export async function run(opts: ConvertOptions): Promise<void> {
   const enc = new TextEncoder();
   const started = performance.now();
   const summary = await convertModel(
-    { ...opts, to: opts.to },
+    { ...opts, to: opts.to, ...notes },
     (msg) => {
       if (tty) {
         Deno.stderr.writeSync(enc.encode(`convert: ${msg} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`));

@@ -16,6 +16,7 @@ import { uerModuleMetadata, uerToHf } from "./names.ts";
 import { safetensorsParts } from "./safetensors.ts";
 import { torchBinParts } from "./torch_bin.ts";
 import { writePartsAtomic } from "./files.ts";
+import type { HubProgress } from "./hub.ts";
 
 /** What to convert. */
 export interface ConvertRequest {
@@ -29,6 +30,10 @@ export interface ConvertRequest {
   overwrite?: boolean;
   /** A fine-tuned classifier's pooling (default first); HF can express only first. */
   pooling?: Pooling;
+  /** One-line notes about the input (fp16 widened, a model id fetched). */
+  log?: (line: string) => void;
+  /** Download progress of a model id. */
+  progress?: (p: HubProgress) => void;
 }
 
 /**
@@ -90,7 +95,13 @@ export async function convertModel(
   // the input just before it is written, then freed (memory: one storage, not the file).
   // A zarr checkpoint is written the same way, storage by storage.
   const stream = req.to === "uer" || req.to === "zarr" || (req.to === "hf" && (req.hfFormat ?? "bin") === "bin");
-  const m = await loadModel(req.inputModelPath, { from: req.from, configPath: req.configPath, lazy: stream });
+  const m = await loadModel(req.inputModelPath, {
+    from: req.from,
+    configPath: req.configPath,
+    lazy: stream,
+    log: req.log,
+    progress: req.progress,
+  });
   try {
     return await write(req, m, t0, onStage);
   } finally {

@@ -23,6 +23,7 @@ import type { Pooling } from "../core/model/classifier.ts";
 import { loadModel, type ModelFormat } from "./mod.ts";
 import { hfClassifierConfig, labelsNumOf, uerConfigToHf } from "./names.ts";
 import { checkPooling } from "./convert.ts";
+import type { HubProgress } from "./hub.ts";
 
 /** Options of `exportOnnx`. */
 export interface OnnxExportOptions {
@@ -32,6 +33,8 @@ export interface OnnxExportOptions {
   overwrite?: boolean;
   /** A fine-tuned classifier's pooling (default first). */
   pooling?: Pooling;
+  log?: (line: string) => void;
+  progress?: (p: HubProgress) => void;
 }
 
 /** What was written. */
@@ -116,7 +119,12 @@ export async function exportOnnx(
   output: string,
   opts: OnnxExportOptions = {},
 ): Promise<OnnxExportSummary> {
-  const m = await loadModel(input, { from: opts.from, configPath: opts.configPath });
+  const m = await loadModel(input, {
+    from: opts.from,
+    configPath: opts.configPath,
+    log: opts.log,
+    progress: opts.progress,
+  });
   const vocabPath = opts.vocabPath ?? m.vocabPath;
   if (!vocabPath) {
     throw new TypeError(

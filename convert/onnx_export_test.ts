@@ -3,6 +3,8 @@ import { env, pipeline } from "@huggingface/transformers";
 import { refPath } from "../tests/reference.ts";
 import { loadModel } from "./mod.ts";
 import { exportOnnx } from "./onnx_export.ts";
+import { convertModel } from "./convert.ts";
+import { readTorchBin } from "./torch_bin.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { BertTokenizer } from "../core/tokenizer/bert_tokenizer.ts";
 import { AlbertPipeline, type FillMaskPrediction } from "../core/model/pipeline.ts";
@@ -85,6 +87,25 @@ Deno.test("the ONNX folder serves transformers.js feature-extraction (last_hidde
     assert.equal(back.semantics, "uer");
     assert.deepEqual([...back.params.keys()], [...m.params.keys()]);
     for (const [k, v] of m.params) assert.deepEqual(back.params.get(k)!.data, v.data, k);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("convert --from onnx turns an exported folder back into the UER .bin it came from, bit for bit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = refPath("albert-tiny/uer_model.bin");
+    await exportOnnx(model, `${dir}/tiny`, { vocabPath: refPath("albert-tiny/hf/vocab.txt") });
+    await convertModel({ from: "onnx", to: "uer", inputModelPath: `${dir}/tiny`, outputModelPath: `${dir}/back.bin` });
+    const back = readTorchBin(await Deno.readFile(`${dir}/back.bin`), "back.bin");
+    const orig = readTorchBin(await Deno.readFile(model), "uer_model.bin");
+    assert.deepEqual([...back.keys()], [...orig.keys()]);
+    for (const [k, t] of orig) {
+      const x = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const y = back.get(k)!.data;
+      assert.ok(x.every((v, i) => v === new Uint8Array(y.buffer, y.byteOffset, y.byteLength)[i]), k);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

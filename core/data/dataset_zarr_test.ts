@@ -84,8 +84,33 @@ Deno.test("PartWriter + openDataset round-trip instances across chunks and parts
     const arr = await zarr.open.v3(zarr.root(new FileSystemStore(dir)).resolve("parts/0/src"), { kind: "array" });
     assert.deepEqual(arr.shape, [37, 20]);
     assert.equal(arr.dtype, "uint16");
+    // format 2: zstd chunks; src holds the original ids, mlm_input what is fed at mlm_pos
+    const meta = JSON.parse(await Deno.readTextFile(`${dir}/parts/0/src/zarr.json`));
+    assert.deepEqual(meta.codecs.map((c: { name: string }) => c.name), ["bytes", "zstd"]);
+    assert.equal(meta.fill_value, 0);
+    const src = (await zarr.get(arr, null)).data as Uint16Array;
+    const root = zarr.root(new FileSystemStore(dir));
+    const input = (await zarr.get(await zarr.open.v3(root.resolve("parts/0/mlm_input"), { kind: "array" }), null))
+      .data as Uint16Array;
+    const x = parts[0][3];
+    const original = x.src.slice();
+    x.tgtMlm!.forEach(([p, id]) => (original[p] = id));
+    assert.deepEqual(Array.from(src.subarray(3 * 20, 3 * 20 + x.src.length)), original);
+    assert.deepEqual(Array.from(input.subarray(3 * 3, 3 * 3 + x.tgtMlm!.length)), x.tgtMlm!.map(([p]) => x.src[p]));
+    for (const g of ["", "parts", "parts/0"]) {
+      assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/${g}/zarr.json`)).node_type, "group", g);
+    }
     const s = await ds.summary();
     assert.equal(s.count, all.length);
+    let bytes = 0;
+    const walk = (d: string) => {
+      for (const e of Deno.readDirSync(d)) {
+        e.isDirectory ? walk(`${d}/${e.name}`) : (bytes += Deno.statSync(`${d}/${e.name}`).size);
+      }
+    };
+    walk(dir);
+    assert.equal(s.bytes, bytes);
+    assert.equal(s.bytesPerInstance, bytes / all.length);
     assert.equal(s.wrongOrder, all.filter((x) => x.isWrongOrder).length);
     assert.equal(s.masked, all.reduce((a, x) => a + x.tgtMlm!.length, 0));
     assert.equal(s.lengthHistogram.reduce((a, b) => a + b.count, 0), all.length);

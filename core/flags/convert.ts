@@ -11,7 +11,7 @@ import { UsageError } from "../errors.ts";
 export const CONVERT_FLAGS = {
   from: {
     type: "string",
-    choices: ["uer", "hf", "zarr"],
+    choices: ["uer", "hf", "zarr", "onnx"],
     help: "Input format (default: detected from the path).",
   },
   to: {
