@@ -43,6 +43,7 @@ function config(corpusPath: string, datasetPath: string, seqLength: number): Pro
 const CODECS: [string, CodecSpec[]][] = [
   ["none", []],
   ["zstd 1", [{ name: "zstd", configuration: { level: 1 } }]],
+  ["zstd 2", [{ name: "zstd", configuration: { level: 2 } }]],
   ["zstd 3", [{ name: "zstd", configuration: { level: 3 } }]],
   ["zstd 5", [{ name: "zstd", configuration: { level: 5 } }]],
   ["zstd 9", [{ name: "zstd", configuration: { level: 9 } }]],
