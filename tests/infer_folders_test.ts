@@ -108,3 +108,54 @@ Deno.test("infer feature-extraction writes .npz and .npy (+ companions) that num
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an ONNX folder from convert --to onnx is a --model_path: infer gives the UER model's predictions", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bin = refPath(`${REF}/uer_model.bin`), vocab = refPath(`${REF}/hf/vocab.txt`);
+    const text = "北京是中国的[MASK]都。";
+    let r = await cli([
+      "convert",
+      "--to",
+      "onnx",
+      "--input_model_path",
+      bin,
+      "--vocab_path",
+      vocab,
+      "--output_model_path",
+      `${dir}/onnx`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const a = await cli(["infer", "--model_path", `${dir}/onnx`, "--text", text, "--json", "--device", "cpu"]);
+    const b = await cli([
+      "infer",
+      "--model_path",
+      bin,
+      "--vocab_path",
+      vocab,
+      "--text",
+      text,
+      "--json",
+      "--device",
+      "cpu",
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.deepEqual(JSON.parse(a.stdout), JSON.parse(b.stdout));
+    assert.match(a.stderr, /^model: onnx, runs UER-py's LayerNorm/m);
+    r = await cli([
+      "convert",
+      "--from",
+      "onnx",
+      "--to",
+      "hf",
+      "--input_model_path",
+      `${dir}/onnx`,
+      "--output_model_path",
+      `${dir}/hf`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
