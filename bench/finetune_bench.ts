@@ -1,0 +1,254 @@
+/**
+ * Fine-tuning speed: tokens/s of a classification training step (`Trainer.step` on the classifier task:
+ * forward, backward, AdamW; UER-py's `finetune/run_classifier.py` `train_model`) and of an evaluation
+ * batch (the gradient-free graph, `Trainer.evaluate`), for the reference albert-tiny config (batch 16)
+ * and the ALBERT-base shape (batch 8), seq 128, 2 labels, pooling first, on onnxruntime-node CPU with
+ * 2 intra-op threads — against the same classifier written in PyTorch by this bench (UER-py's modules
+ * and semantics: UER LayerNorm, shared layer, `pooling first`, `tanh(output_layer_1)`, NLL of
+ * log-softmax, AdamW) and run with Debian's torch (`/usr/bin/python3`, 2 threads) in the same run,
+ * on the same batches' shapes. It prints medians and the ratio; it never passes or fails on time.
+ * Without /usr/bin/python3 + torch it says so in one line and prints uer-ts's figures alone.
+ *
+ * Run: `deno run -A bench/finetune_bench.ts [--tiny-steps N] [--base-steps N]` (defaults 40 and 3).
+ * @module
+ */
+import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
+import { type ClassifierBatch, classifierParamShapes, classifierTask } from "../core/train/classifier_task.ts";
+import { initParams, Trainer } from "../core/train/trainer.ts";
+
+const TINY: AlbertConfig = {
+  ...ALBERT_BASE,
+  emb_size: 32,
+  hidden_size: 64,
+  feedforward_size: 128,
+  heads_num: 4,
+  layers_num: 3,
+  max_seq_length: 128,
+  vocab_size: 21128,
+};
+const BASE: AlbertConfig = { ...ALBERT_BASE, max_seq_length: 512, vocab_size: 21128 };
+const LABELS = 2;
+
+/** A deterministic batch: two segments, a few padded rows (as chnsenticorp rows cut to seq 128). */
+function batchOf(B: number, T: number, vocab: number, salt: number): ClassifierBatch {
+  const src = new Int32Array(B * T), seg = new Int32Array(B * T), labels = new Int32Array(B);
+  let x = 12345 + salt * 7919;
+  const rnd = () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let r = 0; r < B; r++) {
+    const len = r % 4 === 3 ? Math.floor(T * 0.6) : T;
+    for (let t = 0; t < len; t++) {
+      src[r * T + t] = t === 0 ? 101 : t === len - 1 ? 102 : 104 + Math.floor(rnd() * (vocab - 104));
+      seg[r * T + t] = 1;
+    }
+    labels[r] = r % LABELS;
+  }
+  return { src, seg, labels, batchSize: B, seqLength: T };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** uer-ts: median ms of a training step and of an evaluation batch. */
+async function measureOurs(cfg: AlbertConfig, B: number, T: number, steps: number) {
+  const task = classifierTask(cfg, { labelsNum: LABELS, pooling: "first" });
+  const trainer = await Trainer.create({
+    task,
+    params: initParams(classifierParamShapes(cfg, LABELS), 7),
+    device: "cpu",
+    threads: 2,
+  });
+  const batches = [0, 1, 2, 3].map((s) => batchOf(B, T, cfg.vocab_size!, s));
+  for (let i = 0; i < 2; i++) await trainer.step(batches[i], 1e-5); // graph building, arena growth
+  const train: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    await trainer.step(batches[i % 4], 1e-5);
+    train.push(performance.now() - t0);
+  }
+  await trainer.takeStats();
+  await trainer.evaluate(batches[0]);
+  const evals: number[] = [];
+  for (let i = 0; i < Math.max(3, steps); i++) {
+    const t0 = performance.now();
+    await trainer.evaluate(batches[i % 4]);
+    evals.push(performance.now() - t0);
+  }
+  await trainer.dispose();
+  return { trainMs: median(train), evalMs: median(evals) };
+}
+
+/** The PyTorch classifier step this bench compares with (UER-py's modules, written here). */
+const TORCH_SCRIPT = `
+import json, math, sys, time
+import torch, torch.nn as nn
+a = json.loads(sys.argv[1])
+torch.set_num_threads(a["threads"]); torch.manual_seed(7)
+E, H, F, NH, L, V, T, B, C = (a[k] for k in ("E", "H", "F", "NH", "L", "V", "T", "B", "C"))
+
+class LayerNorm(nn.Module):  # UER-py: unbiased std, eps added to the std
+    def __init__(s, n):
+        super().__init__(); s.gamma = nn.Parameter(torch.ones(n)); s.beta = nn.Parameter(torch.zeros(n))
+    def forward(s, x):
+        m = x.mean(-1, keepdim=True); sd = x.std(-1, keepdim=True)
+        return s.gamma * (x - m) / (sd + 1e-6) + s.beta
+
+class Layer(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.q, s.k, s.v, s.o = (nn.Linear(H, H) for _ in range(4))
+        s.ln1, s.ln2 = LayerNorm(H), LayerNorm(H)
+        s.ff1, s.ff2 = nn.Linear(H, F), nn.Linear(F, H)
+    def forward(s, x, mask):
+        b, t, _ = x.shape; d = H // NH
+        heads = lambda y: y.view(b, t, NH, d).transpose(1, 2)
+        scores = heads(s.q(x)) @ heads(s.k(x)).transpose(-2, -1) / math.sqrt(d) + mask
+        ctx = (torch.softmax(scores, dim=-1) @ heads(s.v(x))).transpose(1, 2).contiguous().view(b, t, H)
+        x = s.ln1(s.o(ctx) + x)
+        return s.ln2(s.ff2(torch.relu(s.ff1(x))) + x)
+
+class Classifier(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.word, s.pos, s.seg = nn.Embedding(V, E), nn.Embedding(512, E), nn.Embedding(3, E)
+        s.ln, s.proj, s.layer = LayerNorm(E), nn.Linear(E, H), Layer()
+        s.out1, s.out2 = nn.Linear(H, H), nn.Linear(H, C)
+    def forward(s, src, seg):
+        emb = s.ln(s.word(src) + s.pos(torch.arange(src.shape[1]))[None] + s.seg(seg))
+        mask = ((1.0 - (seg > 0).float()) * -10000.0)[:, None, None, :]
+        h = s.proj(emb)
+        for _ in range(L): h = s.layer(h, mask)  # parameter sharing
+        return s.out2(torch.tanh(s.out1(h[:, 0])))
+
+model = Classifier()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01, eps=1e-6)
+g = torch.Generator().manual_seed(7)
+src = torch.randint(104, V, (B, T), generator=g); seg = torch.ones(B, T, dtype=torch.long)
+for r in range(3, B, 4): src[r, int(T * 0.6):] = 0; seg[r, int(T * 0.6):] = 0
+y = torch.arange(B) % C
+def step():
+    loss = nn.NLLLoss()(nn.LogSoftmax(dim=-1)(model(src, seg)), y)
+    loss.backward(); opt.step(); opt.zero_grad()
+def evaluate():
+    with torch.no_grad(): model(src, seg)
+def timed(f, n):
+    for _ in range(2): f()
+    ms = []
+    for _ in range(n):
+        t0 = time.perf_counter(); f(); ms.append((time.perf_counter() - t0) * 1000)
+    return sorted(ms)[len(ms) // 2] if len(ms) % 2 else sum(sorted(ms)[len(ms) // 2 - 1:len(ms) // 2 + 1]) / 2
+model.train(); train_ms = timed(step, a["steps"])
+model.eval(); eval_ms = timed(evaluate, max(3, a["steps"]))
+print(json.dumps({"train_ms": train_ms, "eval_ms": eval_ms, "torch": torch.__version__}))
+`;
+
+/** PyTorch's median ms per training step and evaluation batch, or why it could not run. */
+async function measureTorch(cfg: AlbertConfig, B: number, T: number, steps: number) {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/classifier_step.py`, TORCH_SCRIPT);
+    const args = {
+      threads: 2,
+      E: cfg.emb_size,
+      H: cfg.hidden_size,
+      F: cfg.feedforward_size,
+      NH: cfg.heads_num,
+      L: cfg.layers_num,
+      V: cfg.vocab_size,
+      T,
+      B,
+      C: LABELS,
+      steps,
+    };
+    let out: Deno.CommandOutput;
+    try {
+      out = await new Deno.Command("/usr/bin/python3", {
+        args: [`${dir}/classifier_step.py`, JSON.stringify(args)],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    } catch {
+      return { error: "/usr/bin/python3 is missing (apt-get install -y python3-torch)" };
+    }
+    if (out.code !== 0) {
+      const last = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
+      return { error: `the PyTorch step failed: ${last}` };
+    }
+    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    return { trainMs: r.train_ms as number, evalMs: r.eval_ms as number, version: r.torch as string };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function argNumber(name: string, dflt: number): number {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Number(Deno.args[i + 1]) : dflt;
+}
+
+/** Runs the benchmark, prints its table and returns the figures (tokens/s and ratios). */
+export async function finetuneBench(
+  opts: { tinySteps?: number; baseSteps?: number } = {},
+): Promise<Record<string, number>> {
+  const T = 128;
+  const out: Record<string, number> = {};
+  const rows: string[][] = [[
+    "config",
+    "train tok/s",
+    "PyTorch train tok/s",
+    "× PyTorch",
+    "eval tok/s",
+    "PyTorch eval tok/s",
+    "× PyTorch",
+  ]];
+  let torchNote = "";
+  for (
+    const [name, cfg, B, steps] of [["tiny", TINY, 16, opts.tinySteps ?? 40], [
+      "base",
+      BASE,
+      8,
+      opts.baseSteps ?? 3,
+    ]] as const
+  ) {
+    if (steps <= 0) continue;
+    const ours = await measureOurs(cfg, B, T, steps);
+    const theirs = await measureTorch(cfg, B, T, steps);
+    const tok = B * T;
+    const tps = (ms: number) => Math.round(tok / (ms / 1000));
+    out[`${name}_train_tokens_per_s`] = tps(ours.trainMs);
+    out[`${name}_eval_tokens_per_s`] = tps(ours.evalMs);
+    if ("error" in theirs) {
+      torchNote = theirs.error!;
+      rows.push([`${name} (B${B} T${T})`, String(tps(ours.trainMs)), "-", "-", String(tps(ours.evalMs)), "-", "-"]);
+      continue;
+    }
+    torchNote = `PyTorch ${theirs.version} (/usr/bin/python3), 2 threads, same shapes, in this run`;
+    const rTrain = theirs.trainMs / ours.trainMs, rEval = theirs.evalMs / ours.evalMs;
+    out[`${name}_torch_train_tokens_per_s`] = tps(theirs.trainMs);
+    out[`${name}_torch_eval_tokens_per_s`] = tps(theirs.evalMs);
+    out[`${name}_train_vs_torch`] = Math.round(rTrain * 100) / 100;
+    out[`${name}_eval_vs_torch`] = Math.round(rEval * 100) / 100;
+    rows.push([
+      `${name} (B${B} T${T})`,
+      String(tps(ours.trainMs)),
+      String(tps(theirs.trainMs)),
+      rTrain.toFixed(2),
+      String(tps(ours.evalMs)),
+      String(tps(theirs.evalMs)),
+      rEval.toFixed(2),
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(widths[c])).join(" | ")} |`;
+  console.log("fine-tuning step (forward + backward + AdamW) and evaluation batch, onnxruntime-node CPU, 2 threads");
+  console.log(line(rows[0]));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows.slice(1)) console.log(line(r));
+  console.log(`baseline: ${torchNote}`);
+  return out;
+}
+
+if (import.meta.main) {
+  await finetuneBench({ tinySteps: argNumber("--tiny-steps", 40), baseSteps: argNumber("--base-steps", 3) });
+}
