@@ -1,7 +1,8 @@
 /**
  * `demo` (what `deno task demo` runs): the model card's chain on the embedded demo corpus and vocab
  * (`fixtures/`, written by `fixtures/make_demo.ts`): tokenize → preprocess → pretrain → convert to HF →
- * fill-mask. Each step builds its options with the CLI's own parser and calls the same `run()` the
+ * fill-mask → fine-tune a classifier on the embedded labelled set (is the city a country's capital or a
+ * province's? the dev cities are unseen in fine-tuning) → text-classification. Each step builds its options with the CLI's own parser and calls the same `run()` the
  * subcommand uses; nothing is downloaded.
  * @module
  */
@@ -105,6 +106,41 @@ export async function run(opts: DemoOptions): Promise<void> {
       ]),
     );
   });
+
+  const classifier = `${work}/classifier.bin`;
+  await step(
+    "finetune a classifier from the pretrained model (is the city a country's capital? dev cities unseen)",
+    opts.quiet,
+    async () => {
+      const { run: finetune } = await import("./finetune.ts");
+      await finetune(
+        await parseOptions("finetune", [
+          ...["--pretrained_model_path", `${model}-${steps}`, "--vocab_path", vocabPath],
+          ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
+          ...["--train_path", await fixturePath("demo_train.tsv"), "--dev_path", await fixturePath("demo_dev.tsv")],
+          ...["--output_model_path", classifier, "--seq_length", "24", "--batch_size", "8"],
+          ...["--learning_rate", "1e-4", "--epochs_num", "6", "--report_steps", "100", "--overwrite"],
+          ...["--device", opts.device, ...quiet],
+        ]),
+      );
+    },
+  );
+
+  await step(
+    "infer text-classification with the fine-tuned model (a city it never saw labelled)",
+    opts.quiet,
+    async () => {
+      const { run: infer } = await import("./infer.ts");
+      await infer(
+        await parseOptions("infer", [
+          ...["--task", "text-classification", "--model_path", classifier, "--vocab_path", vocabPath],
+          ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
+          ...["--text", "小明住在罗马。", "--text", "小明住在昆明。", "--seq_length", "24"],
+          ...["--device", opts.device, ...quiet],
+        ]),
+      );
+    },
+  );
 }
 
 /** Demo training length and lr (about a minute on 2 CPU cores). */
