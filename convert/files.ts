@@ -14,7 +14,7 @@ import type { Tensor } from "../core/tensor.ts";
 import { ensureParentDir, tempSibling } from "../core/io/atomic.ts";
 import { crc32, setNativeCrc32 } from "./zip.ts";
 import { type LazyStorages, readTorchStateDict } from "./torch_bin.ts";
-import { readSafetensors } from "./safetensors.ts";
+import { looksLikeSafetensors, readSafetensors } from "./safetensors.ts";
 
 // deno-lint-ignore no-explicit-any
 const nativeCrc = (zlib as any).crc32 as ((b: Uint8Array, c: number) => number) | undefined;
@@ -169,9 +169,8 @@ export async function readStateDictLazy(path: string): Promise<{ tensors: Map<st
       readAt(file, offset, bytes.subarray(offset, end), path);
       loaded.push([offset, end]);
     };
-    ensure(0, 8);
-    const torchLike = (bytes[0] === 0x50 && bytes[1] === 0x4b) || bytes[0] === 0x80;
-    if (!torchLike) {
+    ensure(0, 9);
+    if (looksLikeSafetensors(bytes, size)) {
       ensure(0, size);
       return { tensors: readSafetensors(bytes, path).tensors };
     }

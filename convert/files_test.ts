@@ -8,6 +8,7 @@ import { convertModel } from "./convert.ts";
 import { uerToHf } from "./names.ts";
 import { validateConfig } from "../core/config.ts";
 import { xorshift } from "./random_model.ts";
+import { parseStateDict } from "./hf_folder.ts";
 
 const UER = refPath("albert-tiny/uer_model.bin");
 const HF_BIN = refPath("albert-tiny/hf/pytorch_model.bin");
@@ -113,6 +114,27 @@ Deno.test("readStateDictLazy() names the file when it is neither a torch .bin no
       assert.match(e.message, /garbage\.bin/);
       return true;
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a safetensors file whose header length ends in byte 0x80 (a legacy torch pickle's first byte) reads as safetensors", async () => {
+  // Pad the metadata until the JSON header is 0x0f80 bytes long: the file then starts 80 0f 00 …
+  let note = "";
+  let bytes: Uint8Array = new Uint8Array();
+  for (let k = 0; k < 4000; k++) {
+    note = "x".repeat(k);
+    bytes = writeSafetensors(new Map([["w", { dtype: "F32", shape: [2], data: Float32Array.of(1, 2) }]]), { note });
+    if (bytes[0] === 0x80) break;
+  }
+  assert.equal(bytes[0], 0x80, "found a header length with low byte 0x80");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/model.safetensors`, bytes);
+    const { tensors } = await readStateDictLazy(`${dir}/model.safetensors`);
+    assert.deepEqual(Array.from(tensors.get("w")!.data as Float32Array), [1, 2]);
+    assert.deepEqual(Array.from(parseStateDict(bytes, "m").get("w")!.data as Float32Array), [1, 2]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -24,7 +24,7 @@ import {
   uerToHf,
 } from "./names.ts";
 import { type LazyWeights, readFileBytes, writeParts } from "./files.ts";
-import { readSafetensors, safetensorsParts } from "./safetensors.ts";
+import { looksLikeSafetensors, readSafetensors, safetensorsParts } from "./safetensors.ts";
 import { readTorchBin, torchBinParts } from "./torch_bin.ts";
 
 /** Which weight files an HF folder gets. */
@@ -71,11 +71,10 @@ export async function readStateDictFile(path: string): Promise<Map<string, Tenso
   return parseStateDict(bytes, path);
 }
 
-/** Parses state-dict bytes by content: torch zip/legacy, else safetensors. */
+/** Parses state-dict bytes by content: safetensors (`looksLikeSafetensors`), else torch zip/legacy. */
 export function parseStateDict(bytes: Uint8Array, source: string): Map<string, Tensor> {
-  const torchLike = (bytes[0] === 0x50 && bytes[1] === 0x4b) || bytes[0] === 0x80;
-  if (torchLike) return readTorchBin(bytes, source);
-  return readSafetensors(bytes, source).tensors;
+  if (looksLikeSafetensors(bytes, bytes.length)) return readSafetensors(bytes, source).tensors;
+  return readTorchBin(bytes, source);
 }
 
 /** Weight files of an HF folder, in the order they are preferred. */

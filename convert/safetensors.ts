@@ -148,3 +148,15 @@ export function safetensorsParts(
   for (const t of tensors.values()) parts.push(tensorBytes(t));
   return { parts, size: head.byteLength + offset };
 }
+
+/**
+ * Whether a file starting with `head` (at least its first 9 bytes) and `size` bytes long is
+ * safetensors: a little-endian u64 header length that fits the file, then a JSON object `{`. Checked
+ * before torch's formats: a header length whose low byte is 0x80 makes the file start like a legacy
+ * torch pickle (PROTO 0x80).
+ */
+export function looksLikeSafetensors(head: Uint8Array, size: number): boolean {
+  if (head.length < 9 || size < 9 || head[8] !== 0x7b) return false;
+  const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+  return n <= BigInt(size - 8);
+}
