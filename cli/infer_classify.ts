@@ -11,7 +11,8 @@
  * @module
  */
 import type { InferOptions } from "../core/flags/mod.ts";
-import { loadModel, requireTask } from "../convert/mod.ts";
+import { loadModel, modelTokenizer, requireTask, semanticsLine } from "../convert/mod.ts";
+import { ttyProgress } from "../convert/hub.ts";
 import { exists, writeFileAtomic } from "../core/io/atomic.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { parseClassifierTsv } from "../core/data/classifier_data.ts";
@@ -84,7 +85,12 @@ export async function runTextClassification(opts: InferOptions): Promise<void> {
   if (inputs.length === 0) {
     throw new TypeError('Cannot run text-classification: no input\n  hint: pass --text "..." or --test_path file.tsv');
   }
-  const model = await loadModel(opts.modelPath, { configPath: opts.configPath });
+  const warn = opts.quiet ? undefined : (l: string) => console.error(l);
+  const model = await loadModel(opts.modelPath, {
+    configPath: opts.configPath,
+    log: warn,
+    progress: opts.quiet ? undefined : ttyProgress(),
+  });
   requireTask(model, "text-classification", opts.modelPath);
   const n = model.params.get("output_layer_2.weight")!.shape[0];
   if (opts.labelsNum !== undefined && opts.labelsNum !== n) {
@@ -93,12 +99,25 @@ export async function runTextClassification(opts: InferOptions): Promise<void> {
         `\n  hint: pass --labels_num ${n} (or leave it out)`,
     );
   }
-  const isDir = await Deno.stat(opts.modelPath).then((s) => s.isDirectory, () => false);
-  const vocabPath = opts.vocabPath ?? model.vocabPath ??
-    `${isDir ? opts.modelPath.replace(/\/+$/, "") : dirOf(opts.modelPath)}/vocab.txt`;
-  // UER-py's run_classifier_infer.py tokenizes as UER-py; HF folders as HF does.
-  const mode = model.semantics === "uer" ? "uer" : "hf";
-  const tokenizer = new BertTokenizer(await readVocabFile(vocabPath, mode), { mode, doLowerCase: opts.doLowerCase });
+  // UER-py's run_classifier_infer.py tokenizes as UER-py (its vocab read as UER-py reads it); HF folders
+  // with their own tokenizer files, as HF does.
+  let tokenizer: BertTokenizer;
+  if (model.semantics === "uer") {
+    const isDir = await Deno.stat(opts.modelPath).then((s) => s.isDirectory, () => false);
+    const vocabPath = opts.vocabPath ?? model.vocabPath ??
+      `${isDir ? opts.modelPath.replace(/\/+$/, "") : dirOf(opts.modelPath)}/vocab.txt`;
+    tokenizer = new BertTokenizer(await readVocabFile(vocabPath, "uer"), {
+      mode: "uer",
+      doLowerCase: opts.doLowerCase,
+    });
+  } else {
+    const tok = await modelTokenizer(model.path, opts.vocabPath);
+    tokenizer = new BertTokenizer(tok.vocab, {
+      mode: "hf",
+      doLowerCase: tok.doLowerCase && opts.doLowerCase, // --do_lower_case false overrides the folder's
+      maxInputCharsPerWord: tok.maxInputCharsPerWord,
+    });
+  }
   const pipe = AlbertPipeline.create(model, tokenizer, {
     device: opts.device,
     pooling: opts.pooling,
@@ -112,7 +131,8 @@ export async function runTextClassification(opts: InferOptions): Promise<void> {
     await pipe.release();
   }
   // UER-py cuts rows to --seq_length silently; say it once.
-  if (cut > 0 && !opts.quiet) console.error(`note: ${cut} of ${inputs.length} texts cut to ${opts.seqLength} tokens`);
+  if (cut > 0) warn?.(`note: ${cut} of ${inputs.length} texts cut to ${opts.seqLength} tokens`);
+  warn?.(semanticsLine(model));
   if (out !== undefined) {
     await writeFileAtomic(out, predictionFile(rows, { logits: opts.outputLogits, prob: opts.outputProb }));
     if (opts.json) console.log(JSON.stringify({ prediction_path: out, rows: rows.length }));
