@@ -200,6 +200,11 @@ export async function runFinetune(opts: FinetuneOptions, out: RunOutput): Promis
       `pooling ${opts.pooling}, dropout ${opts.dropout}`,
   );
 
+  if (opts.overwrite) {
+    // The earlier run's model goes now: a run that never beats dev accuracy 0 saves nothing, and must not
+    // leave the old model looking like its own.
+    for (const p of [opts.outputModelPath, paths.svg]) await Deno.remove(p).catch(() => {});
+  }
   await writeFileAtomic(paths.jsonl, "");
   const records: { step: number; loss: number }[] = [];
   const title = `finetune ${opts.outputModelPath}`;
