@@ -120,3 +120,29 @@ Deno.test("finetune: UER-py flags not built and bad values are usage errors (exi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("finetune from a pretrained model without a classifier says what it starts fresh and what it leaves unused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const rows = (await Deno.readTextFile(`${DIR}/train.tsv`)).split("\n").slice(0, 9).join("\n") + "\n";
+    await Deno.writeTextFile(`${dir}/t.tsv`, rows);
+    const r = await cli([
+      "finetune",
+      ...["--pretrained_model_path", refPath("albert-tiny/uer_model.bin")],
+      ...[
+        "--config_path",
+        refPath("albert-tiny/uer_config.json"),
+        "--vocab_path",
+        refPath("vocab/google_zh_vocab.txt"),
+      ],
+      ...["--train_path", `${dir}/t.tsv`, "--dev_path", `${dir}/t.tsv`, "--output_model_path", `${dir}/m.bin`],
+      ...["--seq_length", "16", "--batch_size", "8", "--epochs_num", "1", "--device", "cpu"],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /output_layer_1\/2 are not in it and start as torch's nn\.Linear init \(seed 7\)/);
+    assert.match(r.stderr, /not used: target\.mlm\.\*, target\.sp\.\*/);
+    assert.match(r.stdout, /^Acc\. \(Correct\/Total\): [01]\.\d{4} \(\d\/8\) $/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
