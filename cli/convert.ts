@@ -7,9 +7,11 @@
 import type { ConvertOptions } from "../core/flags/mod.ts";
 import { convertModel } from "../convert/convert.ts";
 import { ttyProgress } from "../convert/hub.ts";
+import { removeStale } from "./stale.ts";
 
 /** Runs `convert`. */
 export async function run(opts: ConvertOptions): Promise<void> {
+  await removeStale(opts.outputModelPath, opts.quiet);
   const notes = {
     log: opts.quiet ? undefined : (l: string) => console.error(l),
     progress: opts.quiet ? undefined : ttyProgress(),

@@ -79,7 +79,7 @@ export async function run(opts: DemoOptions): Promise<void> {
           ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
           ...["--total_steps", String(steps), "--save_checkpoint_steps", String(steps)],
           ...["--report_steps", String(steps / 10), "--batch_size", "32", "--learning_rate", String(DEMO_LR)],
-          ...["--device", opts.device, ...quiet],
+          ...["--device", opts.device, "--overwrite", ...quiet],
         ]),
       );
       log(`loss curve: ${model}.loss.svg, metrics: ${model}.metrics.jsonl`);

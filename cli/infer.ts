@@ -11,6 +11,7 @@ import { featureFiles } from "../convert/features.ts";
 import { ttyProgress } from "../convert/hub.ts";
 import { exists, writeFileAtomic } from "../core/io/atomic.ts";
 import { UsageError } from "../core/errors.ts";
+import { removeStale } from "./stale.ts";
 import { AlbertPipeline, type FillMaskPrediction, type TextInput } from "../core/model/pipeline.ts";
 import { BertTokenizer } from "../core/tokenizer/bert_tokenizer.ts";
 
@@ -79,6 +80,7 @@ async function checkOutput(opts: InferOptions, task: keyof typeof OUTPUT_FORMATS
     ? [path, `${stem}.pooled_output.npy`, `${stem}.lengths.npy`]
     : [path];
   for (const p of all) {
+    await removeStale(p, opts.quiet);
     if (!opts.overwrite && (await exists(p))) {
       throw new TypeError(
         `Cannot write --output_path "${p}": it already exists\n  hint: pass --overwrite or another path`,

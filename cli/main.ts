@@ -11,6 +11,7 @@ import { Command, CommanderError } from "commander";
 import type { OptionsBySubcommand, Subcommand } from "../core/flags/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import { commandFor, parsedOptions, usageMessage } from "./options.ts";
+import { Interrupted, interrupts } from "./interrupt.ts";
 
 /** Version printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -82,13 +83,22 @@ export function buildProgram(onRun: (name: Subcommand, cmd: Command) => Promise<
   return program;
 }
 
-/** Runs the CLI on `args`; returns the exit code instead of exiting (tests call this). */
+/**
+ * Runs the CLI on `args`; returns the exit code instead of exiting (tests call this). While it runs,
+ * Ctrl-C, SIGTERM and the death of an `npx` parent stop it (cli/interrupt.ts): temporary outputs are
+ * removed and the exit code is 130 or 143.
+ */
 export async function main(args: string[]): Promise<number> {
-  const current = NAMES.find((n) => args.includes(n));
+  const current = NAMES.find((n) => n === args.find((a) => !a.startsWith("-")));
+  const uninstall = interrupts.install();
   try {
     await buildProgram().parseAsync(args, { from: "user" });
     return 0;
   } catch (e) {
+    if (e instanceof Interrupted) {
+      if (e.message) console.error(e.message);
+      return e.code;
+    }
     if (e instanceof CommanderError) {
       if (e.exitCode === 0 || e.code === "commander.help") return 0;
       console.error(`error: ${usageMessage(e, current)}`);
@@ -102,6 +112,8 @@ export async function main(args: string[]): Promise<number> {
     if (Deno.env.get("UER_TS_DEBUG")) console.error(err?.stack ?? err);
     else console.error(`error: ${err?.message ?? String(e)}`);
     return EXIT_RUNTIME;
+  } finally {
+    uninstall();
   }
 }
 

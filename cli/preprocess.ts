@@ -5,6 +5,7 @@
  * @module
  */
 import type { PreprocessOptions } from "../core/flags/mod.ts";
+import { removeStale } from "./stale.ts";
 import { preprocessCorpus, type PreprocessProgress } from "../core/data/preprocess.ts";
 
 function progressBar(): ((p: PreprocessProgress) => void) | undefined {
@@ -30,6 +31,7 @@ function progressBar(): ((p: PreprocessProgress) => void) | undefined {
 
 /** Runs `preprocess`. */
 export async function run(opts: PreprocessOptions): Promise<void> {
+  await removeStale(opts.datasetPath, opts.quiet);
   const summary = await preprocessCorpus(opts, opts.quiet ? undefined : progressBar());
   if (opts.json) {
     console.log(JSON.stringify(summary));

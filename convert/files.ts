@@ -11,7 +11,7 @@
  */
 import * as zlib from "node:zlib";
 import type { Tensor } from "../core/tensor.ts";
-import { ensureParentDir, tempSibling } from "../core/io/atomic.ts";
+import { withTempSibling } from "../core/io/atomic.ts";
 import { crc32, setNativeCrc32 } from "./zip.ts";
 import { type LazyStorages, readTorchStateDict } from "./torch_bin.ts";
 import { looksLikeSafetensors, readSafetensors } from "./safetensors.ts";
@@ -245,13 +245,8 @@ export async function writePartsAtomic(
   parts: Uint8Array[],
   opts: WritePartsOptions = {},
 ): Promise<void> {
-  await ensureParentDir(path);
-  const tmp = tempSibling(path);
-  try {
+  await withTempSibling(path, async (tmp) => {
     await writeParts(tmp, parts, opts);
     await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  });
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { isRoot, launchRanks, mpirunArgv } from "../core/parallel/launch.ts";
 import { readCheckpoint } from "../core/checkpoint/zarr.ts";
-import { cliOk } from "./_pretrain_cli.ts";
+import { DEMO_VOCAB, demoDataset, finish, MAIN, maxParamDiff, spawnCli, TINY_CONFIG } from "./_cli.ts";
 
 const PROBE = new URL("../core/parallel/rank_probe.ts", import.meta.url).pathname;
 
@@ -51,7 +51,7 @@ Deno.test("mpirun -np 2: all-reduce sums, means, broadcast and the layout check 
 });
 
 const TINY = {
-  ...JSON.parse(Deno.readTextFileSync(new URL("../configs/albert/tiny_config.json", import.meta.url))),
+  ...JSON.parse(Deno.readTextFileSync(TINY_CONFIG)),
   vocab_size: 120,
 };
 
@@ -137,32 +137,12 @@ Deno.test("mpirun -np 2: a rank killed by SIGKILL stops the whole job within sec
 
 // ---- `pretrain` over MPI, end to end (demo corpus, tiny config, CPU) ----
 
-const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 const work = await Deno.makeTempDir({ prefix: "uer-ts-dist-" });
 let dataset: Promise<string> | undefined;
 
 /** The demo corpus preprocessed once for the tests below (259 instances of seq_length 64). */
-function demoDataset(): Promise<string> {
-  dataset ??= cliOk([
-    "preprocess",
-    "--corpus_path",
-    new URL("../fixtures/demo_corpus.txt", import.meta.url).pathname,
-    "--vocab_path",
-    new URL("../fixtures/demo_vocab.txt", import.meta.url).pathname,
-    "--dataset_path",
-    `${work}/ds`,
-    "--seq_length",
-    "64",
-    "--seed",
-    "7",
-    "--dup_factor",
-    "1",
-    "--processes_num",
-    "1",
-    "--data_processor",
-    "albert",
-    "--quiet",
-  ]).then(() => `${work}/ds`);
+function demoDs(): Promise<string> {
+  dataset ??= demoDataset(`${work}/ds`);
   return dataset;
 }
 
@@ -173,9 +153,9 @@ function pretrainFlags(ds: string, out: string, totalSteps: number, extra: strin
     "--dataset_path",
     ds,
     "--vocab_path",
-    new URL("../fixtures/demo_vocab.txt", import.meta.url).pathname,
+    DEMO_VOCAB,
     "--config_path",
-    new URL("../configs/albert/tiny_config.json", import.meta.url).pathname,
+    TINY_CONFIG,
     "--data_processor",
     "albert",
     "--output_model_path",
@@ -198,21 +178,6 @@ function pretrainFlags(ds: string, out: string, totalSteps: number, extra: strin
   ];
 }
 
-function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
-  }).spawn();
-}
-
-async function finish(child: Deno.ChildProcess): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
 /** The pid of MPI rank `rank` whose command line mentions `marker` (Linux /proc). */
 async function rankPid(rank: number, marker: string): Promise<number | undefined> {
   for await (const e of Deno.readDir("/proc")) {
@@ -228,19 +193,8 @@ async function rankPid(rank: number, marker: string): Promise<number | undefined
   return undefined;
 }
 
-async function maxParamDiff(a: string, b: string): Promise<number> {
-  const x = await readCheckpoint(a), y = await readCheckpoint(b);
-  assert.deepEqual([...x.params.keys()].sort(), [...y.params.keys()].sort());
-  let max = 0;
-  for (const [name, t] of x.params) {
-    const u = y.params.get(name)!.data as Float32Array, v = t.data as Float32Array;
-    for (let i = 0; i < v.length; i++) max = Math.max(max, Math.abs(v[i] - u[i]));
-  }
-  return max;
-}
-
 Deno.test("pretrain --world_size 2 launches its ranks: rank 0 alone reports and saves, parameters stay identical", async () => {
-  const ds = await demoDataset();
+  const ds = await demoDs();
   const out = `${work}/launched/m`;
   const r = await finish(spawnCli(pretrainFlags(ds, out, 8, ["--world_size", "2", "--gpu_ranks", "0", "1"])));
   assert.equal(r.code, 0, r.stderr);
@@ -257,7 +211,7 @@ Deno.test("pretrain --world_size 2 launches its ranks: rank 0 alone reports and 
   assert.match(r.stderr, /ranks in sync: parameter checksum [0-9a-f]{8} on all 2 ranks/);
   assert.equal(r.stderr.match(/saved checkpoint/g)?.length, 2); // printed by rank 0 only
   const saved = [...Deno.readDirSync(`${work}/launched`)].map((e) => e.name).sort();
-  assert.deepEqual(saved, ["m-4", "m-8", "m.loss.svg", "m.metrics.jsonl"]);
+  assert.deepEqual(saved, ["m-4", "m-8", "m.loss.svg", "m.metrics.jsonl", "m.run.json"]);
   const ck = await readCheckpoint(`${out}-8`);
   assert.equal(ck.step, 8);
   const extra = ck.extra as { loaders?: unknown[]; run?: { world_size: number } };
@@ -266,7 +220,7 @@ Deno.test("pretrain --world_size 2 launches its ranks: rank 0 alone reports and 
 });
 
 Deno.test("pretrain over MPI: SIGKILL of rank 1 stops the job naming the rank; resuming reproduces the uninterrupted run", async () => {
-  const ds = await demoDataset();
+  const ds = await demoDs();
   // Reference: 16 uninterrupted steps, started as users do with their own mpirun (no --world_size).
   const ref = `${work}/ref/m`;
   const refRun = mpirunArgv({
@@ -312,10 +266,16 @@ Deno.test("pretrain over MPI: SIGKILL of rank 1 stops the job naming the rank; r
   );
   assert.ok(last >= 4 && last < 16, `last checkpoint ${last}`);
   const resumed = await finish(
-    spawnCli(pretrainFlags(ds, out, 16, ["--world_size", "2", "--pretrained_model_path", `${out}-${last}`])),
+    // --resume: the killed run had --total_steps 1000; it goes on to 16 (constant lr: the same updates).
+    spawnCli(pretrainFlags(ds, out, 16, ["--world_size", "2", "--resume"])),
   );
   assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(resumed.stderr, new RegExp(`resuming from step ${last}`));
+  assert.match(
+    resumed.stderr,
+    new RegExp(
+      `resuming the run in "${out}" from ${out}-${last} \\(step ${last}\\) with --total_steps 16 \\(was 1000\\)`,
+    ),
+  );
   // Same batches per rank (each rank's loader position was saved), same updates: the final weights
   // match the uninterrupted run. Both runs use the same ops in the same order on 1 thread per rank,
   // so they are bit-identical here; 1e-6 leaves room for a float32 ulp at |w| ≈ 1.
@@ -324,9 +284,9 @@ Deno.test("pretrain over MPI: SIGKILL of rank 1 stops the job naming the rank; r
 });
 
 Deno.test("pretrain --world_size 2 without Open MPI installed is a one-line error naming the packages", async () => {
-  const ds = await demoDataset();
+  const ds = await demoDs();
   const r = await finish(
-    spawnCli(pretrainFlags(ds, `${work}/nompi/m`, 4, ["--world_size", "2"]), { PATH: "/nonexistent" }),
+    spawnCli(pretrainFlags(ds, `${work}/nompi/m`, 4, ["--world_size", "2"]), { env: { PATH: "/nonexistent" } }),
   );
   assert.equal(r.code, 1);
   assert.match(

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readSafetensors } from "../convert/safetensors.ts";
 import { REF, refTensors } from "./forward_check.ts";
 import { refJson, refPath } from "./reference.ts";
+import { cli as run } from "./_cli.ts";
 
 interface Pred {
   score: number;
@@ -10,15 +11,7 @@ interface Pred {
   sequence: string;
 }
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../cli/main.ts", import.meta.url).pathname, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = (...args: string[]) => run(args);
 
 interface ForwardJson {
   inputs: { text_a: string; text_b: string | null; mask_chars: number[]; tokens: string[] }[];

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { refJson, refPath } from "./reference.ts";
-import { cli, cliOk } from "./_pretrain_cli.ts";
+import { cli, cliOk, ownLines } from "./_cli.ts";
 import { openDataset } from "../core/data/dataset_zarr.ts";
 import { AlbertLoader } from "../core/train/loader.ts";
 import { readCheckpoint } from "../core/checkpoint/zarr.ts";
@@ -189,7 +189,7 @@ Deno.test("pretrain starts from an HF folder (UER LayerNorm in training) with UE
     "--save_checkpoint_steps",
     "100",
   ]));
-  assert.match(r.stderr, /starting a new run at step 0 from the weights of .*\(hf\)/);
+  assert.match(r.stderr, /starting a new run at step 1 from the weights of .*\(hf\)/);
   const lines = r.stdout.trim().split("\n");
   // UER-py's report line, e.g. "|        1/       2 steps|   123.45 tokens/s| loss   10.64| loss_mlm: 9.948| ..."
   const re =
@@ -229,10 +229,14 @@ Deno.test("pretrain stage 2: a zarr checkpoint starts a new run on a seq 128 dat
   const base = pretrainArgs(["--output_model_path", stage2, "--total_steps", "2", "--save_checkpoint_steps", "2"]);
   base[base.indexOf(dataset)] = ds128;
   const r = await cliOk([...base, "--pretrained_model_path", `${out}-30`]);
-  assert.match(r.stderr, /starting a new run at step 0 .*not resumed: its dataset had seq_length 64, this one 128/);
+  // UER-py semantics: the checkpoint's weights, a new run at step 1 (its moments, step and loader are not used).
+  assert.match(r.stderr, /starting a new run at step 1 from the weights of "[^"]*-30" \(zarr\)/);
   const s2 = await readCheckpoint(`${stage2}-2`);
   assert.equal(s2.step, 2);
-  assert.equal((s2.extra as { run: { dataset: { seq_length: number } } }).run.dataset.seq_length, 128);
+  const run = (s2.extra as { run: { identity: { dataset: { seq_length: number }; pretrained_model_path: string } } })
+    .run;
+  assert.equal(run.identity.dataset.seq_length, 128);
+  assert.equal(run.identity.pretrained_model_path, `${out}-30`);
 
   // seq 128 needs max_seq_length >= 128.
   const short = await cli([...base, "--max_seq_length", "64"]);
@@ -251,8 +255,7 @@ Deno.test("pretrain stage 2: a zarr checkpoint starts a new run on a seq 128 dat
     const gpuFlags = ["--world_size", "2", "--gpu_ranks", "0", "1", "--device", "auto", "--total_steps", "1"];
     const dp = await cli(pretrainArgs(["--output_model_path", `${dir}/x/b`, ...gpuFlags]));
     assert.equal(dp.code, 1);
-    // mesa may print its own `error: XDG_RUNTIME_DIR …` lines first on machines without a session: not ours.
-    const own = dp.stderr.trim().split("\n").filter((l) => !/XDG_RUNTIME_DIR/.test(l));
+    const own = ownLines(dp.stderr);
     assert.match(
       own.join("\n"),
       /^error: Cannot use --gpu_ranks 0 1: no hardware GPU here .*\n {2}hint: pass --device cpu/,

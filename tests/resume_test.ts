@@ -1,13 +1,13 @@
 /**
- * Resume: a `pretrain` run killed with SIGKILL right after a checkpoint appears, restarted with
- * `--pretrained_model_path <its last checkpoint>`, continues with exactly the losses, accuracies and lr
- * of an uninterrupted run and ends with bit-identical weights. The dataset uses dynamic masking and a
+ * Resume: a `pretrain` run killed with SIGKILL right after a checkpoint appears, restarted with the same
+ * command (which finds its checkpoints in --output_model_path and resumes from the last one), continues
+ * with exactly the losses, accuracies and lr of an uninterrupted run and ends with bit-identical weights. The dataset uses dynamic masking and a
  * small instance buffer, so the restored loader position, buffer and python-random state all matter;
  * checkpoints fall between report steps, so the carried report sums matter too.
  */
 import assert from "node:assert/strict";
 import { refPath } from "./reference.ts";
-import { cliOk, MAIN } from "./_pretrain_cli.ts";
+import { checkpoints, cliOk, MAIN } from "./_cli.ts";
 import { readCheckpoint } from "../core/checkpoint/zarr.ts";
 import { parseRecords, type ReportRecord } from "../core/train/metrics.ts";
 
@@ -46,18 +46,6 @@ function args(dataset: string, out: string, extra: string[] = []): string[] {
     "--quiet",
     ...extra,
   ];
-}
-
-/** Steps of the complete checkpoints `<out>-<step>` (temporary folders start with a dot). */
-async function checkpoints(out: string): Promise<number[]> {
-  const slash = out.lastIndexOf("/");
-  const folder = out.slice(0, slash), base = out.slice(slash + 1);
-  const steps: number[] = [];
-  for await (const e of Deno.readDir(folder)) {
-    const m = new RegExp(`^${base}-(\\d+)$`).exec(e.name);
-    if (m && e.isDirectory) steps.push(Number(m[1]));
-  }
-  return steps.sort((a, b) => a - b);
 }
 
 const pick = (rs: ReportRecord[]) => rs.map((r) => [r.step, r.loss, r.loss_mlm, r.loss_sp, r.acc_mlm, r.acc_sp, r.lr]);
@@ -107,11 +95,9 @@ Deno.test("pretrain killed with SIGKILL and resumed from its last checkpoint con
     const last = saved[saved.length - 1];
     assert.ok(last >= 5 && last < 24, `last checkpoint ${last}`);
 
-    // Restart from the last checkpoint: same flags, the checkpoint as --pretrained_model_path.
-    const restart = args(dataset, b);
-    restart[restart.indexOf(refPath(`${TINY}/uer_model.bin`))] = `${b}-${last}`;
-    const r = await cliOk(restart.filter((x) => x !== "--quiet"));
-    assert.match(r.stderr, new RegExp(`resuming from step ${last} of`));
+    // Restart: the same command resumes from the last checkpoint it finds in --output_model_path.
+    const r = await cliOk(args(dataset, b).filter((x) => x !== "--quiet"));
+    assert.match(r.stderr, new RegExp(`resuming the run in "${b}" from ${b}-${last} \\(step ${last}\\)\n`));
 
     const resumed = parseRecords(await Deno.readTextFile(`${b}.metrics.jsonl`));
     assert.deepEqual(pick(resumed), pick(full), `resumed from step ${last}`);

@@ -4,23 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { refJsonl, refPath } from "./reference.ts";
+import { cli } from "./_cli.ts";
 
-const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 const VOCAB = refPath("vocab/google_zh_vocab.txt");
 
-async function tokenize(args: string[], stdin: Uint8Array | string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "tokenize", ...args],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
-  await w.close();
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function tokenize(args: string[], stdin: Uint8Array | string) {
+  return cli(["tokenize", ...args], { stdin });
 }
 
 interface Case {

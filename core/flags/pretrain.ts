@@ -142,6 +142,21 @@ export const PRETRAIN_FLAGS = {
     notBuilt: "uer-ts's data parallelism is MPI",
   },
   ...LOG_OPTS,
+  resume: {
+    type: "bool",
+    help: "Continue the run in --output_model_path from its last checkpoint, with this command's total steps, " +
+      "learning rate, warmup, scheduler and dropout (re-running the same command resumes without it).",
+  },
+  overwrite: {
+    type: "bool",
+    help: "Remove the run in --output_model_path (checkpoints, metrics, settings) and start a new one.",
+  },
+  keep_checkpoints: {
+    type: "int",
+    default: 0,
+    min: 0,
+    help: "Keep only the N latest checkpoints of the run (0: keep all, as UER-py).",
+  },
   ...DEVICE_OPTS,
   ...OUTPUT_OPTS,
 } as const satisfies FlagTable;
@@ -189,4 +204,7 @@ export function finishPretrain(values: Record<string, unknown>, given: ReadonlyS
     values.data_processor = "albert";
   }
   checkSpanFlags(given);
+  if (given.has("resume") && given.has("overwrite")) {
+    throw new UsageError("--resume and --overwrite contradict each other\n  hint: pass one of them");
+  }
 }

@@ -1,11 +1,18 @@
 /**
  * Atomic file and folder writes: everything is written under a temporary sibling name and renamed
  * into place, so a killed process never leaves a partial file under the final name (DESIGN.md §4).
- * Not browser compatible: this is the file-system edge of `core/`.
+ * Temporary names carry the writer's pid (`.<name>.tmp-<pid>-<random>`): the temps of this process
+ * are registered while they exist, so an interrupted CLI removes them before it exits
+ * (`removeActiveTempsSync`), and the temps a dead process left behind are found and removed by the
+ * next run (`removeStaleTemps`). Not browser compatible: this is the file-system edge of `core/`.
  * @module
  */
+import process from "node:process";
 
-/** A temporary sibling of `path`, unique to this process and call. */
+/** Temporary paths of this process that exist now (removed on interruption). */
+const active = new Set<string>();
+
+/** A temporary sibling of `path`, unique to this process and call (`.<name>.tmp-<pid>-<8 hex>`). */
 export function tempSibling(path: string): string {
   const slash = path.lastIndexOf("/");
   const dir = slash >= 0 ? path.slice(0, slash + 1) : "";
@@ -20,6 +27,29 @@ export async function ensureParentDir(path: string): Promise<void> {
 }
 
 /**
+ * Runs `body` with a fresh temporary sibling of `path`, registered for removal if the process is
+ * interrupted, and removed if `body` throws. `body` renames it into place (or removes it).
+ *
+ * @example
+ * ```ts
+ * await withTempSibling("out/model.bin", async (tmp) => { await Deno.writeFile(tmp, bytes); await Deno.rename(tmp, "out/model.bin"); });
+ * ```
+ */
+export async function withTempSibling<T>(path: string, body: (tmp: string) => Promise<T>): Promise<T> {
+  await ensureParentDir(path);
+  const tmp = tempSibling(path);
+  active.add(tmp);
+  try {
+    return await body(tmp);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  } finally {
+    active.delete(tmp);
+  }
+}
+
+/**
  * Writes `data` to `path` atomically (temp file + rename); missing parent folders are created.
  *
  * @example
@@ -28,21 +58,17 @@ export async function ensureParentDir(path: string): Promise<void> {
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  await ensureParentDir(path);
-  const tmp = tempSibling(path);
-  try {
+  await withTempSibling(path, async (tmp) => {
     if (typeof data === "string") await Deno.writeTextFile(tmp, data);
     else await Deno.writeFile(tmp, data);
     await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  });
 }
 
 /**
  * Builds a directory atomically: `fill` writes into a temporary sibling directory, which is then
- * renamed to `path` (missing parent folders are created). With `overwrite`, an existing `path` is replaced only after `fill` succeeded.
+ * renamed to `path` (missing parent folders are created). With `overwrite`, an existing `path` is
+ * replaced only after `fill` succeeded.
  *
  * @example
  * ```ts
@@ -54,23 +80,105 @@ export async function writeDirAtomic(
   fill: (tmpDir: string) => Promise<void>,
   opts: { overwrite?: boolean } = {},
 ): Promise<void> {
-  await ensureParentDir(path);
-  const tmp = tempSibling(path);
-  await Deno.mkdir(tmp, { recursive: true });
-  try {
+  await withTempSibling(path, async (tmp) => {
+    await Deno.mkdir(tmp, { recursive: true });
     await fill(tmp);
     if (opts.overwrite && (await exists(path))) {
-      const old = tempSibling(path) + ".old";
-      await Deno.rename(path, old);
-      await Deno.rename(tmp, path);
-      await Deno.remove(old, { recursive: true });
+      const old = tmp + ".old";
+      active.add(old);
+      try {
+        // No await between the two renames: an interruption never finds the output moved away.
+        Deno.renameSync(path, old);
+        try {
+          Deno.renameSync(tmp, path);
+        } catch (e) {
+          Deno.renameSync(old, path); // put the earlier output back
+          throw e;
+        }
+        await Deno.remove(old, { recursive: true });
+      } finally {
+        active.delete(old);
+      }
     } else {
       await Deno.rename(tmp, path);
     }
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
+  });
+}
+
+/**
+ * Removes this process's temporary files and folders now (an interrupted CLI calls it before it
+ * exits); returns the paths removed.
+ */
+export function removeActiveTempsSync(): string[] {
+  const removed: string[] = [];
+  for (const tmp of active) {
+    // A worker thread may still be writing into the folder: try again if a file appears meanwhile.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        Deno.removeSync(tmp, { recursive: true });
+        removed.push(tmp);
+        break;
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) break;
+      }
+    }
   }
+  active.clear();
+  return removed;
+}
+
+/** Whether process `pid` is running (signal 0 probes without sending anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code !== "ESRCH";
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Removes the temporary siblings that processes no longer running left beside `path` (a write
+ * killed by SIGKILL, a crash), and returns their names with the dead pid. `family` also covers the
+ * names `path` starts (`<path>-<step>`, `<path>.metrics.jsonl`, …: a pretraining run's files).
+ *
+ * @example
+ * ```ts
+ * for (const { name, pid } of await removeStaleTemps("out/dataset")) console.error(`removed ${name} (pid ${pid})`);
+ * ```
+ */
+export async function removeStaleTemps(
+  path: string,
+  opts: { family?: boolean } = {},
+): Promise<{ name: string; pid: number }[]> {
+  path = path.replace(/(.)\/+$/, "$1");
+  const slash = path.lastIndexOf("/");
+  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
+  const base = slash >= 0 ? path.slice(slash + 1) : path;
+  const re = new RegExp(
+    `^\\.${escapeRegExp(base)}${opts.family ? "(?:-\\d+|\\.[^/]+)?" : ""}\\.tmp-(\\d+)-[0-9a-f]{8}(?:\\.old)?$`,
+  );
+  const removed: { name: string; pid: number }[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed; // no folder yet: nothing stale
+  }
+  for (const e of entries) {
+    const m = re.exec(e.name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === Deno.pid || processAlive(pid)) continue;
+    const name = path.slice(0, path.length - base.length) + e.name; // as the user wrote the folder
+    await Deno.remove(name || e.name, { recursive: true }).catch(() => {});
+    removed.push({ name, pid });
+  }
+  return removed;
 }
 
 /** Whether a path exists (file or directory). */

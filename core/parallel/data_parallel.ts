@@ -164,6 +164,22 @@ export function reduceStats(comm: Comm, stats: Record<string, number>): Record<s
   return Object.fromEntries(keys.map((k, i) => [k, buf[i]]));
 }
 
+/**
+ * True on every rank when `flag` is true on any rank (one 8-byte all-reduce): how the ranks agree to
+ * stop at the same step when only some of them were interrupted.
+ *
+ * @example
+ * ```ts
+ * if (anyRank(comm, signal.aborted)) break; // every rank leaves the loop at this step
+ * ```
+ */
+export function anyRank(comm: Comm, flag: boolean): boolean {
+  if (comm.size === 1) return flag;
+  const buf = Float64Array.of(flag ? 1 : 0);
+  comm.allreduceSum(buf);
+  return buf[0] > 0;
+}
+
 /** FNV-1a (32-bit) over bytes. */
 function fnv1a(bytes: Uint8Array, h = 0x811c9dc5): number {
   for (let i = 0; i < bytes.length; i++) {

@@ -5,8 +5,10 @@
  * every `report_steps` (then reset the sums and the clock) and save a checkpoint every
  * `save_checkpoint_steps`, in that order. Unlike UER-py, the last step is also saved when `total_steps`
  * is not a multiple of `save_checkpoint_steps`, so a run always ends with its final weights on disk.
- * What a checkpoint needs to resume (loader position and RNG, the running report sums) is handed to the
- * `onCheckpoint` hook; the caller writes it. Browser compatible: all I/O goes through the hooks.
+ * What a checkpoint needs to resume (loader position and RNG, the running report sums, the seconds the
+ * run has taken so far) is handed to the `onCheckpoint` hook; the caller writes it. A `stop` request
+ * (an interrupted run) ends the loop after the current step, saving that step first unless it was
+ * just saved, so the run resumes exactly there. Browser compatible: all I/O goes through the hooks.
  * @module
  */
 
@@ -36,6 +38,8 @@ export interface ResumeState {
   loader: LoaderState;
   /** Report sums of the steps since the last report. */
   sums: ReportSums;
+  /** Seconds of training so far, over every earlier part of the run (reports' `elapsed_s`). */
+  elapsedS: number;
 }
 
 /** Per-step progress for a progress bar. */
@@ -64,6 +68,8 @@ export interface LoopOptions {
   startStep?: number;
   /** Report sums restored with a resumed run. */
   sums?: ReportSums;
+  /** Seconds a resumed run had taken before (default 0): reports' `elapsedS` continue from there. */
+  elapsedS?: number;
   /** Save the last step even if it is not a multiple of saveCheckpointSteps (default true). */
   saveFinal?: boolean;
   /** Clock in milliseconds (default `performance.now`). */
@@ -71,8 +77,11 @@ export interface LoopOptions {
   onStep?: (info: StepInfo) => void;
   onReport?: (report: Report) => void | Promise<void>;
   onCheckpoint?: (step: number, state: ResumeState) => Promise<void>;
-  /** Stops the loop after the current step. */
-  signal?: AbortSignal;
+  /**
+   * Asked after each step; true ends the loop there, after saving that step's checkpoint (every rank
+   * of a data-parallel run must answer alike, e.g. after agreeing over MPI).
+   */
+  stop?: () => boolean | Promise<boolean>;
 }
 
 /** What the loop did. */
@@ -82,6 +91,8 @@ export interface LoopResult {
   reports: Report[];
   /** Steps whose checkpoint was handed to `onCheckpoint`. */
   checkpoints: number[];
+  /** The loop ended before `totalSteps` because `stop` said so. */
+  stopped: boolean;
 }
 
 /**
@@ -106,9 +117,11 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
   const reports: Report[] = [];
   const checkpoints: number[] = [];
   const t0 = now();
+  const elapsed = (t: number) => (opts.elapsedS ?? 0) + (t - t0) / 1000;
   let windowStart = t0;
   let step = first - 1;
   let lastLoss = NaN;
+  let stopped = false;
   for (let current = first; current <= totalSteps; current++) {
     const { batch } = await loader.next();
     const lr = schedule.lrAt(current);
@@ -117,7 +130,8 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
     const t = now();
     opts.onStep?.({ step: current, totalSteps, lr, lastLoss, stepsPerS: (current - first + 1) / ((t - t0) / 1000) });
     const report = current % reportSteps === 0;
-    const save = current % saveCheckpointSteps === 0 || (saveFinal && current === totalSteps);
+    stopped = current < totalSteps && (await opts.stop?.()) === true;
+    const save = current % saveCheckpointSteps === 0 || (saveFinal && current === totalSteps) || stopped;
     // The device sums are read only here (a report, or a checkpoint that saves the running sums).
     if (report || save) addSums(sums, (await trainer.takeStats()).sums);
     if (report) {
@@ -129,7 +143,7 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
         doneTokens,
         seconds: (t - windowStart) / 1000,
         lr,
-      }, (t - t0) / 1000);
+      }, elapsed(t));
       Object.assign(sums, emptySums());
       lastLoss = r.loss;
       reports.push(r);
@@ -137,10 +151,11 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
       windowStart = now();
     }
     if (save) {
-      await opts.onCheckpoint?.(current, { step: current, loader: loader.state(), sums: { ...sums } });
+      const state = { step: current, loader: loader.state(), sums: { ...sums }, elapsedS: elapsed(t) };
+      await opts.onCheckpoint?.(current, state);
       checkpoints.push(current);
     }
-    if (opts.signal?.aborted) break;
+    if (stopped) break;
   }
-  return { step, reports, checkpoints };
+  return { step, reports, checkpoints, stopped };
 }

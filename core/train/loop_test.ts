@@ -106,18 +106,16 @@ Deno.test("trainLoop() resumed from a checkpoint's state continues with the unin
   // First run: stop after the checkpoint of step 10 (not a report step: the sums of step 10 are carried).
   const first = new FakeTrainer();
   let saved: { state: ResumeState; w: number } | undefined;
-  const ac = new AbortController();
   await trainLoop({
     ...settings,
     trainer: first,
     loader: new AlbertLoader(source(), { batchSize: 4, instancesBufferSize: 10, seed: 7 }),
     schedule: schedule(),
     now: clock(),
-    signal: ac.signal,
+    stop: () => first.losses.length === 10,
     onCheckpoint: (step, state) => {
       if (step === 10) {
         saved = { state: JSON.parse(JSON.stringify(state)), w: first.w };
-        ac.abort();
       }
       return Promise.resolve();
     },
@@ -157,4 +155,40 @@ Deno.test("trainLoop() rejects a zero --report_steps naming the flag", async () 
       }),
     /--report_steps/,
   );
+});
+
+Deno.test("trainLoop() stopped between checkpoints saves the step it stopped at; elapsed_s continues on resume", async () => {
+  const saved: ResumeState[] = [];
+  const trainer = new FakeTrainer();
+  const res = await trainLoop({
+    ...settings,
+    trainer,
+    loader: new AlbertLoader(source(), { batchSize: 4, instancesBufferSize: 10, seed: 7 }),
+    schedule: schedule(),
+    now: clock(), // 250 ms per call
+    stop: () => trainer.losses.length === 7, // asked after each step: stop after step 7
+    onCheckpoint: (_, state) => Promise.resolve(void saved.push(state)),
+  });
+  assert.equal(res.stopped, true);
+  assert.equal(res.step, 7);
+  assert.deepEqual(saved.map((s) => s.step), [5, 7], "the regular checkpoint of step 5, then the stop at 7");
+  const last = saved[1];
+  assert.ok(last.elapsedS > 0);
+  const reports: Report[] = [];
+  const loader = new AlbertLoader(source(), { batchSize: 4, instancesBufferSize: 10, seed: 1 });
+  loader.restore(last.loader);
+  const more = await trainLoop({
+    ...settings,
+    trainer: new FakeTrainer(),
+    loader,
+    schedule: schedule(),
+    startStep: 7,
+    sums: last.sums,
+    elapsedS: last.elapsedS,
+    now: clock(),
+    onReport: (r) => void reports.push(r),
+  });
+  assert.equal(more.stopped, false);
+  assert.equal(reports[0].step, 9);
+  assert.ok(reports[0].elapsedS > last.elapsedS, `elapsed ${reports[0].elapsedS} continues from ${last.elapsedS}`);
 });

@@ -6,6 +6,7 @@
  * records. Pure functions and strings; the caller writes files. Browser compatible.
  * @module
  */
+import type { StepInfo } from "./loop.ts";
 
 /** The running sums between two reports (JSON-serializable, saved with checkpoints). */
 export interface ReportSums {
@@ -147,6 +148,30 @@ export function formatReport(r: Report): string {
     `| loss_sp: ${pad(pyFixed(r.lossSp, 3), 3)}` +
     `| acc_mlm: ${pad(pyFixed(r.accMlm, 3), 3)}` +
     `| acc_sp: ${pad(pyFixed(r.accSp, 3), 3)}`;
+}
+
+/** A duration for people: `1h02m`, `3m05s`, `42s` (`?` when unknown). */
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
+}
+
+/**
+ * The progress line of a step (a terminal redraws it in place): step, speed, ETA, the last report's
+ * loss and the lr.
+ *
+ * @example
+ * ```ts
+ * progressLine({ step: 10, totalSteps: 100, lr: 1e-4, lastLoss: 9.5, stepsPerS: 2 });
+ * // "  step 10/100  2.00 steps/s  ETA 45s  loss 9.500  lr 1.00e-4"
+ * ```
+ */
+export function progressLine(s: StepInfo): string {
+  const left = (s.totalSteps - s.step) / s.stepsPerS;
+  return `  step ${s.step}/${s.totalSteps}  ${s.stepsPerS.toFixed(2)} steps/s  ETA ${duration(left)}` +
+    (Number.isNaN(s.lastLoss) ? "" : `  loss ${s.lastLoss.toFixed(3)}`) + `  lr ${s.lr.toExponential(2)}`;
 }
 
 /** A report as one JSONL record (UER-py's names in snake_case). */
