@@ -5,10 +5,14 @@
  * By default the process removes its temporary outputs (core/io/atomic.ts registers them), says so,
  * and exits 130 (SIGINT) or 143 (SIGTERM, dead parent). A subcommand that can stop cleanly (pretrain:
  * after the current step, with a checkpoint) takes the signal with `graceful()`; a second interrupt
- * then exits at once, printing the subcommand's last words. Not browser compatible (signals, /proc).
+ * then exits at once, printing the subcommand's last words. Under mpirun, a rank also takes SIGUSR2 (which
+ * mpirun forwards to its ranks; the `--world_size N` launcher sends it when interrupted) as a request to
+ * stop cleanly, and stops the same way when the launcher that started it dies. Not browser compatible
+ * (signals, /proc).
  * @module
  */
-import { removeActiveTempsSync } from "../core/io/atomic.ts";
+import { processAlive, removeActiveTempsSync } from "../core/io/atomic.ts";
+import { LAUNCHER_PID_ENV } from "../core/parallel/launch.ts";
 
 /** A subcommand that stopped because it was interrupted: the CLI prints `message` and exits with `code`. */
 export class Interrupted extends Error {
@@ -21,16 +25,26 @@ export class Interrupted extends Error {
 }
 
 /** Why the process is asked to stop. */
-export type StopReason = "SIGINT" | "SIGTERM" | "parent";
+export type StopReason = "SIGINT" | "SIGTERM" | "parent" | "launcher" | "request";
 
-/** The exit code of a process stopped for `reason` (128 + signal number, as shells report it). */
+/**
+ * The exit code of a process stopped for `reason`: 128 + the signal number, as shells report it
+ * (a dead parent counts as SIGTERM); 0 for a rank that stopped on mpirun's request (SIGUSR2), so that
+ * mpirun ends the job normally and the launcher reports the stop.
+ */
 export function exitCodeFor(reason: StopReason): number {
-  return reason === "SIGINT" ? 130 : 143;
+  return reason === "SIGINT" ? 130 : reason === "request" ? 0 : 143;
 }
 
 /** How the reason reads in messages. */
 export function describe(reason: StopReason): string {
-  return reason === "parent" ? "the death of its parent process (npx)" : reason;
+  return {
+    SIGINT: "SIGINT",
+    SIGTERM: "SIGTERM",
+    parent: "the death of its parent process (npx)",
+    launcher: "the death of the launcher that started the ranks",
+    request: "a stop request (SIGUSR2 from mpirun)",
+  }[reason];
 }
 
 /** A process's parent pid (Linux /proc), or null when it is gone or unreadable. */
@@ -123,17 +137,27 @@ class Interrupts {
     const onTerm = () => this.#fire("SIGTERM");
     Deno.addSignalListener("SIGINT", onInt);
     Deno.addSignalListener("SIGTERM", onTerm);
+    const rank = Deno.env.get("OMPI_COMM_WORLD_SIZE") !== undefined;
+    const onUsr1 = () => this.#fire("request");
+    if (rank) Deno.addSignalListener("SIGUSR2", onUsr1);
     const chain = wrapperChain();
-    const timer = chain.length === 0 ? undefined : setInterval(() => {
+    const launcher = rank ? Number(Deno.env.get(LAUNCHER_PID_ENV) ?? 0) : 0;
+    let watching = chain.length > 0 || launcher > 0;
+    const timer = !watching ? undefined : setInterval(() => {
+      if (!watching) return;
       if (chain.some((w) => parentOf(w.pid) !== w.ppid)) {
-        chain.length = 0; // once
+        watching = false;
         this.#fire("parent");
+      } else if (launcher > 0 && !processAlive(launcher)) {
+        watching = false;
+        this.#fire("launcher");
       }
     }, 1000);
     if (timer !== undefined) Deno.unrefTimer(timer);
     return () => {
       Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGTERM", onTerm);
+      if (rank) Deno.removeSignalListener("SIGUSR2", onUsr1);
       if (timer !== undefined) clearInterval(timer);
     };
   }

@@ -12,6 +12,7 @@ import { progressLine } from "../core/train/metrics.ts";
 import { loadModel } from "../convert/mod.ts";
 import { describe, exitCodeFor, Interrupted, interrupts } from "./interrupt.ts";
 import { shellCommand } from "./command.ts";
+import { LAUNCHER_PID_ENV } from "../core/parallel/launch.ts";
 
 /** The command that continues this run: the same one (a run resumes itself), without `--overwrite`. */
 export function resumeCommand(args: readonly string[] = Deno.args): string {
@@ -58,7 +59,9 @@ export async function run(opts: PretrainOptions): Promise<void> {
     },
   });
   clearProgress();
-  if (result.outcome === "stopped" && result.lead) {
+  // A rank started by this CLI's own launcher leaves the last words to the launcher.
+  const launched = Deno.env.get(LAUNCHER_PID_ENV) !== undefined && Deno.env.get("OMPI_COMM_WORLD_SIZE") !== undefined;
+  if (result.outcome === "stopped" && result.lead && !launched) {
     const reason = interrupts.reason ?? "SIGTERM";
     throw new Interrupted(
       [
@@ -69,5 +72,6 @@ export async function run(opts: PretrainOptions): Promise<void> {
       exitCodeFor(reason),
     );
   }
-  if (result.outcome === "stopped") throw new Interrupted("", exitCodeFor(interrupts.reason ?? "SIGTERM"));
+  // Another rank that stopped with rank 0 (they agree at every step) may not have seen a signal itself.
+  if (result.outcome === "stopped") throw new Interrupted("", exitCodeFor(interrupts.reason ?? "request"));
 }

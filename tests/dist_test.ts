@@ -214,9 +214,9 @@ Deno.test("pretrain --world_size 2 launches its ranks: rank 0 alone reports and 
   assert.deepEqual(saved, ["m-4", "m-8", "m.loss.svg", "m.metrics.jsonl", "m.run.json"]);
   const ck = await readCheckpoint(`${out}-8`);
   assert.equal(ck.step, 8);
-  const extra = ck.extra as { loaders?: unknown[]; run?: { world_size: number } };
+  const extra = ck.extra as { loaders?: unknown[]; run?: { identity: { world_size: number } } };
   assert.equal(extra.loaders?.length, 2); // each rank's shard position, for resuming
-  assert.equal(extra.run?.world_size, 2);
+  assert.equal(extra.run?.identity.world_size, 2);
 });
 
 Deno.test("pretrain over MPI: SIGKILL of rank 1 stops the job naming the rank; resuming reproduces the uninterrupted run", async () => {
@@ -301,4 +301,29 @@ globalThis.addEventListener("unload", () => {
   } catch {
     // already gone
   }
+});
+
+Deno.test("pretrain --world_size 2 interrupted (SIGINT to the launcher) stops every rank after the same step with a checkpoint (130)", async () => {
+  const ds = await demoDs();
+  const out = `${work}/sigint/m`;
+  const child = spawnCli(pretrainFlags(ds, out, 100000, ["--world_size", "2", "--save_checkpoint_steps", "1000"]));
+  const done = finish(child);
+  // Wait until both ranks train (rank 1 exists and rank 0 has written the run's settings).
+  for (let i = 0; i < 2400; i++) {
+    await new Promise((res) => setTimeout(res, 50));
+    if ((await rankPid(1, out)) !== undefined && (await Deno.stat(`${out}.run.json`).catch(() => null))) break;
+  }
+  await new Promise((res) => setTimeout(res, 1000));
+  child.kill("SIGINT");
+  const r = await done;
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /interrupted by a stop request \(SIGUSR2 from mpirun\)/);
+  const m = /stopped by SIGINT at step (\d+) of 100000; the last checkpoint is (\S+)\nresume with:\n/.exec(r.stderr);
+  assert.ok(m, r.stderr);
+  assert.equal(m[2], `${out}-${m[1]}`);
+  const ck = await readCheckpoint(m[2]);
+  assert.equal((ck.extra as { loaders?: unknown[] }).loaders?.length, 2, "both ranks' loader positions");
+  assert.match(r.stderr, /ranks in sync/);
+  assert.equal(await rankPid(0, out), undefined, "no rank left running");
+  assert.equal(await rankPid(1, out), undefined, "no rank left running");
 });

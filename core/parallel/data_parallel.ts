@@ -281,14 +281,14 @@ export type DistStart =
  * ```
  */
 export async function startDistributed(
-  opts: { worldSize: number; gpuRanks: number[]; device: "auto" | "cpu" | "webgpu" | "wasm" },
+  opts: { worldSize: number; gpuRanks: number[]; device: "auto" | "cpu" | "webgpu" | "wasm"; signal?: AbortSignal },
   probe?: () => Promise<GpuProbe>,
 ): Promise<DistStart> {
   const env = mpiEnv(Deno.env.toObject());
   if (env === null && opts.worldSize > 1) {
     // Validate --gpu_ranks before starting N processes that would all fail the same way.
     await rankDevice({ ...opts, localRank: 0, localSize: opts.worldSize }, probe ?? defaultProbe);
-    return { kind: "launched", result: await launchRanks(opts.worldSize) };
+    return { kind: "launched", result: await launchRanks(opts.worldSize, { signal: opts.signal }) };
   }
   if (env !== null && opts.worldSize > 1 && opts.worldSize !== env.size) {
     throw new RangeError(

@@ -81,7 +81,7 @@ export interface LaunchResult {
   failedRank?: number;
   /** How that rank ended, e.g. "exit code 1" or "signal 9 (Killed)". */
   how?: string;
-  /** The launcher itself was asked to stop (SIGTERM, passed on to mpirun). */
+  /** The launcher was asked to stop (its stop signal, or a SIGTERM) and passed it on to mpirun. */
   terminated?: boolean;
 }
 
@@ -111,36 +111,36 @@ export function parseMpirunFailure(text: string): { failedRank?: number; how?: s
  */
 export async function launchRanks(
   worldSize: number,
-  opts: { rankArgv?: string[]; extra?: string[]; env?: Record<string, string> } = {},
+  opts: { rankArgv?: string[]; extra?: string[]; env?: Record<string, string>; signal?: AbortSignal } = {},
 ): Promise<LaunchResult> {
   const argv = mpirunArgv({ worldSize, rankArgv: opts.rankArgv ?? selfArgv(), isRoot: isRoot(), extra: opts.extra });
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "piped",
-      env: opts.env,
-    }).spawn();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(
-        `Cannot launch --world_size ${worldSize}: "mpirun" is not on PATH\n  hint: install Open MPI with \`apt-get install -y ${MPI_PACKAGES}\``,
-      );
-    }
-    throw e;
+  if (!onPath("mpirun")) {
+    throw new Deno.errors.NotFound(
+      `Cannot launch --world_size ${worldSize}: "mpirun" is not on PATH\n  hint: install Open MPI with \`apt-get install -y ${MPI_PACKAGES}\``,
+    );
   }
-  // A SIGTERM sent to this launcher is passed on so that mpirun stops its ranks instead of leaving them
-  // behind (Ctrl-C reaches mpirun directly through the terminal's process group).
+  // With a stop signal, mpirun runs in a session of its own (setsid), so that a terminal's Ctrl-C reaches
+  // this launcher only: mpirun would end the ranks 1 s after its own SIGINT, before their checkpoint.
+  // The launcher then asks for a clean stop with SIGUSR2, which mpirun forwards to the ranks.
+  const own = opts.signal !== undefined && onPath("setsid");
+  const child = new Deno.Command(own ? "setsid" : argv[0], {
+    args: own ? argv : argv.slice(1),
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "piped",
+    env: { ...opts.env, [LAUNCHER_PID_ENV]: String(Deno.pid) },
+  }).spawn();
+  // A stop request (`signal`) becomes SIGUSR2 to mpirun: every rank stops after the same step with a
+  // checkpoint. Without `signal`, a SIGTERM to this launcher is passed on as SIGTERM (mpirun ends the job).
   let terminated = false;
   const forward = () => {
     terminated = true;
     try {
-      child.kill("SIGTERM");
+      child.kill(opts.signal ? "SIGUSR2" : "SIGTERM");
     } catch { /* already gone */ }
   };
-  Deno.addSignalListener("SIGTERM", forward);
+  if (opts.signal) opts.signal.addEventListener("abort", forward, { once: true });
+  else Deno.addSignalListener("SIGTERM", forward);
   try {
     // Pass the ranks' stderr through as it comes, keeping the tail to find the failed rank.
     let tail = "";
@@ -151,9 +151,25 @@ export async function launchRanks(
     }
     const status = await child.status;
     const code = status.code !== 0 ? status.code : status.signal ? 128 : 0;
-    if (code === 0) return { code };
-    return terminated ? { code, terminated } : { code, ...parseMpirunFailure(tail) };
+    if (code === 0 || terminated) return terminated ? { code, terminated } : { code };
+    return { code, ...parseMpirunFailure(tail) };
   } finally {
-    Deno.removeSignalListener("SIGTERM", forward);
+    if (opts.signal) opts.signal.removeEventListener("abort", forward);
+    else Deno.removeSignalListener("SIGTERM", forward);
   }
+}
+
+/** The environment variable that gives ranks the launcher's pid (they stop if it dies). */
+export const LAUNCHER_PID_ENV = "UER_TS_LAUNCHER_PID";
+
+/** Whether an executable `name` is on PATH. */
+function onPath(name: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      if (dir && Deno.statSync(`${dir}/${name}`).isFile) return true;
+    } catch {
+      // not there
+    }
+  }
+  return false;
 }

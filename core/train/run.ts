@@ -249,7 +249,12 @@ function runSettings(opts: PretrainOptions, ds: DatasetReader, config: AlbertCon
  * ```
  */
 export async function pretrain(opts: PretrainOptions, ctx: PretrainContext): Promise<PretrainResult> {
-  const dist = await startDistributed({ worldSize: opts.worldSize, gpuRanks: opts.gpuRanks, device: opts.device });
+  const dist = await startDistributed({
+    worldSize: opts.worldSize,
+    gpuRanks: opts.gpuRanks,
+    device: opts.device,
+    signal: ctx.signal,
+  });
   if (dist.kind === "launched") {
     // This process started the ranks under mpirun and waited: the files say where the run got to.
     const files = new RunFiles(opts.outputModelPath);

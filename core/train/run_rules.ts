@@ -65,17 +65,20 @@ function show(v: unknown): string {
   return typeof v === "object" ? JSON.stringify(v) : String(v);
 }
 
-/** `--flag new (was old)` for each key of `a` and `b` that differs; nested objects compared as a whole. */
-export function differences(was: Record<string, unknown>, now: Record<string, unknown>): string[] {
+/**
+ * `--flag new (was old)` for each key of `was` and `now` that differs; a nested object as
+ * `key: inner new (was old), …`.
+ */
+export function differences(was: Record<string, unknown>, now: Record<string, unknown>, flag = "--"): string[] {
   const out: string[] = [];
   for (const k of new Set([...Object.keys(was), ...Object.keys(now)])) {
     if (JSON.stringify(was[k]) === JSON.stringify(now[k])) continue;
     const a = was[k], b = now[k];
     if (a && b && typeof a === "object" && typeof b === "object") {
-      const inner = differences(a as Record<string, unknown>, b as Record<string, unknown>);
+      const inner = differences(a as Record<string, unknown>, b as Record<string, unknown>, "");
       out.push(`${k}: ${inner.join(", ")}`);
     } else {
-      out.push(`--${k} ${show(b)} (was ${show(a)})`);
+      out.push(`${flag}${k} ${show(b)} (was ${show(a)})`);
     }
   }
   return out;
