@@ -6,13 +6,16 @@
  */
 import type { FinetuneOptions } from "../core/flags/mod.ts";
 import { runFinetune } from "../core/train/finetune_run.ts";
+import { exitCodeFor, Interrupted, interrupts } from "./interrupt.ts";
 
 /** Runs `finetune`. */
 export async function run(opts: FinetuneOptions): Promise<void> {
   const enc = new TextEncoder();
   let shown = false;
   const tty = Deno.stderr.isTerminal();
+  const signal = interrupts.graceful(() => [`the best epoch so far, if any, is saved in "${opts.outputModelPath}"`]);
   const r = await runFinetune(opts, {
+    signal,
     info: (l) => console.error(l),
     report: (l) => console.log(l),
     progress: tty
@@ -27,5 +30,5 @@ export async function run(opts: FinetuneOptions): Promise<void> {
       }
       : undefined,
   });
-  if (r.stopped) Deno.exitCode = 130;
+  if (r.stopped) throw new Interrupted("", exitCodeFor(interrupts.reason ?? "SIGINT"));
 }

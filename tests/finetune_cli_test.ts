@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { loadModel } from "../convert/mod.ts";
-import { cli } from "./_pretrain_cli.ts";
+import { cli } from "./_cli.ts";
 import { refJson, refPath } from "./reference.ts";
 
 const DIR = refPath("albert-tiny/finetune_trace");

@@ -10,8 +10,9 @@
  * - `<output_model_path>.metrics.jsonl`: a row per step `{step, epoch, loss, lr}` and per evaluation
  *   `{split, epoch, acc, correct, n, confusion, labels: [{precision, recall, f1}]}`;
  * - `<output_model_path>.loss.svg`: the loss curve, redrawn as the run goes.
- * Outputs that exist are refused unless `--overwrite`. Ctrl-C (SIGINT/SIGTERM) stops after the
- * current step; the best epoch so far stays saved. Not browser compatible (Deno file system, signals).
+ * Outputs that exist are refused unless `--overwrite`. `RunOutput.signal` (the CLI's Ctrl-C or SIGTERM)
+ * stops it after the current step; the best epoch so far stays saved. Not browser compatible (Deno
+ * file system).
  * @module
  */
 import type { FinetuneOptions } from "../flags/mod.ts";
@@ -46,6 +47,8 @@ export interface RunOutput {
   report(line: string): void;
   /** A progress line to redraw in place (TTY only), or null to clear it. */
   progress?(line: string | null): void;
+  /** Aborted: stop after the current step (the CLI's SIGINT/SIGTERM, cli/interrupt.ts). */
+  signal?: AbortSignal;
 }
 
 /** The metrics files of a fine-tuning run. */
@@ -222,10 +225,6 @@ export async function runFinetune(opts: FinetuneOptions, out: RunOutput): Promis
     if (!opts.quiet) out.report(line);
     if (logFile) await logFile.write(new TextEncoder().encode(line + "\n"));
   };
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, onSignal);
   const t0 = performance.now();
   let result: FinetuneResult;
   try {
@@ -242,7 +241,7 @@ export async function runFinetune(opts: FinetuneOptions, out: RunOutput): Promis
       scheduler: opts.scheduler,
       seed: opts.seed,
       reportSteps: opts.reportSteps,
-      signal: stop.signal,
+      signal: out.signal,
       onSteps: async (steps: FinetuneStep[]) => {
         await append(steps);
         records.push(...steps.map((s) => ({ step: s.step, loss: s.loss })));
@@ -283,7 +282,6 @@ export async function runFinetune(opts: FinetuneOptions, out: RunOutput): Promis
       },
     });
   } finally {
-    for (const s of signals) Deno.removeSignalListener(s, onSignal);
     out.progress?.(null);
     logFile?.close();
     await trainer.dispose();

@@ -17,7 +17,8 @@
  * @module
  */
 import type { PretrainOptions } from "../flags/mod.ts";
-import { type AlbertConfig, validateConfig } from "../config.ts";
+import type { AlbertConfig } from "../config.ts";
+import { modelConfigOf } from "../flags/model_config.ts";
 import type { Tensor } from "../tensor.ts";
 import { readVocabFile } from "../io/vocab_file.ts";
 import { removeStaleTemps } from "../io/atomic.ts";
@@ -113,30 +114,6 @@ export interface PretrainResult {
 
 function fail(msg: string): never {
   throw new TypeError(msg);
-}
-
-/** The run's model config: the config file's model keys and the model flags, with the vocab's size. */
-export function runConfig(opts: PretrainOptions, vocabSize: number): AlbertConfig {
-  const source = opts.configPath ?? "the built-in ALBERT base config";
-  if (opts.model.vocab_size !== undefined && opts.model.vocab_size !== vocabSize) {
-    fail(
-      `Cannot use config "${source}": its vocab_size ${opts.model.vocab_size} differs from --vocab_path ` +
-        `"${opts.vocabPath}" (${vocabSize} tokens)\n  hint: remove vocab_size from the config (UER-py takes it from the vocab)`,
-    );
-  }
-  return validateConfig({
-    ...opts.model,
-    max_seq_length: opts.maxSeqLength,
-    dropout: opts.dropout,
-    embedding: opts.embedding,
-    encoder: opts.encoder,
-    mask: opts.mask,
-    target: opts.target,
-    data_processor: opts.dataProcessor,
-    factorized_embedding_parameterization: opts.factorizedEmbeddingParameterization,
-    parameter_sharing: opts.parameterSharing,
-    vocab_size: vocabSize,
-  }, source);
 }
 
 /** Checks that the dataset fits the run (vocab, seq_length, masking), naming the flag to change. */
@@ -313,7 +290,7 @@ async function runRank(
 
     const vocab = await readVocabFile(opts.vocabPath, "uer");
     const hash = await vocabHash(vocab);
-    const config = runConfig(opts, vocab.size);
+    const config = modelConfigOf(opts, vocab.size);
     const ds = await openDataset(opts.datasetPath);
     checkDataset(ds, opts, hash, config);
     const settings = runSettings(opts, ds, config, comm.size);
