@@ -13,7 +13,7 @@ import { readVocabFile } from "../core/io/vocab_file.ts";
 import { BertTokenizer } from "../core/tokenizer/bert_tokenizer.ts";
 import { AlbertPipeline, type TextInput } from "../core/model/pipeline.ts";
 import type { Pooling } from "../core/model/classifier.ts";
-import { cli } from "./_pretrain_cli.ts";
+import { cli } from "./_cli.ts";
 import { refPath } from "./reference.ts";
 
 const MODEL = refPath("albert-tiny/finetune_trace/finetuned_model.bin");

@@ -6,7 +6,7 @@
  * prints HF's pipeline shape; misuse is a one-line error.
  */
 import assert from "node:assert/strict";
-import { cli } from "./_pretrain_cli.ts";
+import { cli } from "./_cli.ts";
 import { refJson, refPath } from "./reference.ts";
 import { pyRepr } from "../core/train/metrics.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readSafetensors, writeSafetensors } from "../convert/safetensors.ts";
 import { REF, refTensors } from "./forward_check.ts";
 import { refJson, refPath } from "./reference.ts";
-import { cli } from "./_pretrain_cli.ts";
+import { cli } from "./_cli.ts";
 
 // HF folders as transformers 5 saves them: AlbertForMaskedLM (no pooler, no SOP head) with tokenizer.json
 // and no vocab.txt. infer serves fill-mask and feature extraction from it; numpy reads the .npz / .npy files.

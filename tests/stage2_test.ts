@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { refPath } from "./reference.ts";
-import { cliOk } from "./_pretrain_cli.ts";
+import { cliOk } from "./_cli.ts";
 import { readCheckpoint } from "../core/checkpoint/zarr.ts";
 
 const VOCAB = refPath("vocab/google_zh_vocab.txt");
