@@ -72,7 +72,8 @@ Deno.test("stage 1 at seq 128 then stage 2 at seq 512 from its checkpoint, with 
     const r = await pretrain(512, `${dir}/s2/albert`, 1, ["--pretrained_model_path", `${dir}/s1/albert-3`]);
     assert.match(r.stderr, /seq_length 512/);
     const s2 = await readCheckpoint(`${dir}/s2/albert-1`);
-    assert.equal((s2.extra as { run: { dataset: { seq_length: number } } }).run.dataset.seq_length, 512);
+    const run = (s2.extra as { run: { identity: { dataset: { seq_length: number } } } }).run;
+    assert.equal(run.identity.dataset.seq_length, 512);
     assert.deepEqual([...s2.params.keys()].sort(), [...s1.params.keys()].sort());
     for (const [name, t] of s1.params) assert.deepEqual(s2.params.get(name)!.data, t.data, name);
   } finally {
