@@ -267,6 +267,27 @@ function linearCrossEntropyGrad(g: Graph, dy: Value, [x, w, _b, labels]: (Value 
 const reshapeBack: GradRule = (g, dy, [x]) => [g.reshape(dy, numShape(x!, "a reshape")), null];
 const FLOATS = new Set(["F32", "F64", "F16", "BF16"]);
 
+/**
+ * UER-py's LayerNorm as a fused op (model/layers.ts `layerNorm`): `y = γ·d / (s + ε) + β` with
+ * `d = x − mean(x)`, `s = sqrt(Σd² / (n−1))` over the last axis, outputs `[y, d, s]`. In closed form from
+ * `d` and `s` alone, so a backward keeps one [...,n] tensor per LayerNorm (`d`) where the node-by-node
+ * walk kept two (`d` and `γ·d/(s+ε)`): with `r = 1/(s+ε)` and `gγ = dy·γ`,
+ * `dd = gγ·r − (Σ gγ·d)·r²·d / ((n−1)·s)`, `dx = dd − mean(dd)`, `dγ = dy·r·d`, `dβ = dy`.
+ */
+function uerLayerNormGrad(g: Graph, dy: Value, [x, gamma]: (Value | null)[], ctx: GradContext): (Value | null)[] {
+  const [, d, s] = ctx.node.outputs;
+  const n = numShape(x!, "UerLayerNorm").at(-1)!;
+  const den = g.add(s, 1e-6); // [...,1], the forward's s + ε
+  let dx: Value | null = null;
+  if (ctx.need[0]) {
+    const gg = g.mul(dy, gamma!);
+    const coef = g.div(g.reduceSum(g.mul(gg, d), [-1]), g.mul(g.mul(den, den), g.mul(s, n - 1))); // [...,1]
+    const dd = g.sub(g.div(gg, den), g.mul(d, coef));
+    dx = g.sub(dd, g.reduceMean(dd, [-1]));
+  }
+  return [dx, ctx.need[1] ? g.mul(g.div(dy, den), d) : null, ctx.need[2] ? dy : null];
+}
+
 /** Gradient rules, one row per ONNX op type; one gradient per input, null if none. */
 export const GRAD_RULES: Record<string, GradRule> = {
   Add: (_g, dy) => [dy, dy],
@@ -305,7 +326,9 @@ export const GRAD_RULES: Record<string, GradRule> = {
   Reciprocal: (g, dy, _x, c) => [g.neg(g.mul(dy, g.mul(c.out, c.out)))],
   Tanh: (g, dy, _x, c) => [g.mul(dy, g.sub(1, g.mul(c.out, c.out)))],
   Sigmoid: (g, dy, _x, c) => [g.mul(dy, g.mul(c.out, g.sub(1, c.out)))],
-  Relu: (g, dy, [x]) => [g.where(g.greater(x!, 0), dy, 0)],
+  // From the output (y > 0 exactly where x > 0): the backward then keeps no pre-activation, one [B,T,F]
+  // tensor per feed-forward application fewer (DESIGN.md §6).
+  Relu: (g, dy, _x, c) => [g.where(g.greater(c.out, 0), dy, 0)],
   // d erf(x) = 2/sqrt(pi) * exp(-x^2)
   Erf: (g, dy, [x]) => [g.mul(dy, g.mul(g.exp(g.neg(g.mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   Where: (g, dy, _x, c) => [
@@ -364,6 +387,7 @@ export const GRAD_RULES: Record<string, GradRule> = {
     null,
   ],
   LinearSoftmaxCrossEntropy: linearCrossEntropyGrad,
+  UerLayerNorm: uerLayerNormGrad,
 };
 
 /** Shape of a value as numbers, for rules and tests. */

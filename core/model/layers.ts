@@ -53,13 +53,19 @@ export function layerNorm(g: Graph, prefix: string, x: Value, size: number, norm
     const attrs = { axis: A.int(-1), epsilon: A.float(norm.eps ?? 1e-12) };
     return g.op("LayerNormalization", [x, gamma, beta], attrs, { shapes: [{ dtype: x.dtype, shape: [...x.shape] }] });
   }
+  if (norm.semantics === "uer") {
+    // One fused op for autodiff (rules.ts `UerLayerNorm`: its backward keeps only d and std), the
+    // same primitive nodes in the ONNX graph.
+    const [y] = g.fused("UerLayerNorm", [x, gamma, beta], {}, () => {
+      const d = g.sub(x, g.reduceMean(x, [-1]));
+      // NOTE: UER LayerNorm: torch.std is unbiased (n-1), eps=1e-6 added to std, outside the sqrt.
+      const std = g.sqrt(g.div(g.reduceSum(g.mul(d, d), [-1]), size - 1));
+      return [g.add(g.div(g.mul(gamma, d), g.add(std, 1e-6)), beta), d, std];
+    });
+    return y;
+  }
   const d = g.sub(x, g.reduceMean(x, [-1]));
   const sq = g.mul(d, d);
-  if (norm.semantics === "uer") {
-    // NOTE: UER LayerNorm: torch.std is unbiased (n-1), eps=1e-6 added to std, outside the sqrt.
-    const std = g.sqrt(g.div(g.reduceSum(sq, [-1]), size - 1));
-    return g.add(g.div(g.mul(gamma, d), g.add(std, 1e-6)), beta);
-  }
   const denom = g.sqrt(g.add(g.reduceMean(sq, [-1]), norm.eps ?? 1e-12));
   return g.add(g.mul(g.div(d, denom), gamma), beta);
 }

@@ -37,6 +37,7 @@ export function nodeSessionOptions(opts: SessionOptions = {}): OrtSessionOptions
   return {
     executionProviders: ["cpu"],
     graphOptimizationLevel: "all",
+    ...(opts.memPattern === false ? { enableMemPattern: false } : {}),
     ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
     // Worker threads sleep between parallel ops instead of spinning (see SessionOptions.spinning).
     ...(opts.spinning

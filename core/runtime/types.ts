@@ -54,6 +54,14 @@ export interface SessionOptions {
    */
   spinning?: boolean;
   /**
+   * CPU: onnxruntime's memory pattern (default true, its own default): after the first runs it
+   * allocates all intermediates of a run as ONE block from its arena. The block cannot reuse the
+   * arena chunks the first runs freed, so the arena ends up holding the live set twice. Training
+   * sessions turn it off: peak RSS then follows the graph's memory plan (core/graph/memory_plan.ts;
+   * measured on ALBERT-base: 94 MB per row of 128 tokens instead of 200, no speed change; DESIGN.md §6).
+   */
+  memPattern?: boolean;
+  /**
    * WebGPU/wasm: record which execution provider each node was placed on (read from onnxruntime's
    * verbose session-creation log, which is then not printed) in `Session.placement`.
    */

@@ -122,6 +122,7 @@ export class OrtStateStore implements StateStore {
       device: this.backend,
       threads: this.#threads,
       spinning: this.#spinning,
+      memPattern: false, // one block per run would hold the live set twice (runtime/types.ts)
       gpuOutputs: this.backend === "webgpu" ? keep : undefined,
     });
     this.#sessions.push(session);
