@@ -35,7 +35,7 @@ const TINY: AlbertConfig = {
 const BASE: AlbertConfig = { ...ALBERT_BASE, max_seq_length: 512, vocab_size: 21128 };
 
 /** A deterministic synthetic batch shaped like UER's: two segments, ~15% masked, a few padded rows. */
-function syntheticBatch(batchSize: number, seqLength: number, vocab: number, salt: number): Batch {
+export function syntheticBatch(batchSize: number, seqLength: number, vocab: number, salt: number): Batch {
   const n = batchSize * seqLength;
   const src = new Int32Array(n), seg = new Int32Array(n), tgtMlm = new Int32Array(n);
   let x = 12345 + salt * 7919;
