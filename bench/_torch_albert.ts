@@ -19,7 +19,8 @@ import torch
 import torch.nn as nn
 
 a = json.load(open(sys.argv[1]))
-torch.set_num_threads(a["threads"])
+# Threads as UER-py leaves them (torch's default): calling set_num_threads(2) here made steps several
+# times slower on this 2-core VM (OpenMP and OpenBLAS threads then contend).
 torch.manual_seed(7)
 c = a["config"]
 V, E, H, F, N, L, P = c["vocab_size"], c["emb_size"], c["hidden_size"], c["feedforward_size"], c["heads_num"], c["layers_num"], c["max_seq_length"]
@@ -129,6 +130,8 @@ export interface TorchStepFigures {
   peakRss: number;
   /** torch version. */
   torch: string;
+  /** torch's intra-op threads (its default, as in UER-py). */
+  threads: number;
 }
 
 /** A python that imports torch (`UER_TS_PYTHON`, `/usr/bin/python3`, `python3`), or undefined. */
@@ -144,20 +147,20 @@ export async function torchPython(): Promise<string | undefined> {
 }
 
 /**
- * Runs `steps` PyTorch training steps of `config` (UER-py's ALBERT) on `batch` with `threads` threads
- * in a fresh python process.
+ * Runs `steps` PyTorch training steps of `config` (UER-py's ALBERT) on `batch` in a fresh python process
+ * (torch's default thread count, as UER-py).
  *
  * @example
  * ```ts
  * const py = await torchPython();
- * if (py) console.log((await torchAlbertSteps(py, cfg, batch, { steps: 3, threads: 2 })).ms);
+ * if (py) console.log((await torchAlbertSteps(py, cfg, batch, { steps: 3 })).ms);
  * ```
  */
 export async function torchAlbertSteps(
   python: string,
   config: AlbertConfig,
   batch: Batch,
-  opts: { steps: number; threads: number },
+  opts: { steps: number; env?: Record<string, string> },
 ): Promise<TorchStepFigures> {
   const dir = await Deno.makeTempDir({ prefix: "uer-ts-torch-" });
   try {
@@ -169,7 +172,6 @@ export async function torchAlbertSteps(
         batch: batch.batchSize,
         seq: batch.seqLength,
         steps: opts.steps,
-        threads: opts.threads,
         src: [...batch.src],
         seg: [...batch.seg],
         tgt_mlm: [...batch.tgtMlm],
@@ -178,14 +180,74 @@ export async function torchAlbertSteps(
     );
     const r = await new Deno.Command(python, {
       args: [`${dir}/albert_step.py`, `${dir}/args.json`],
+      env: opts.env,
       stdout: "piped",
       stderr: "piped",
     }).output();
     const dec = new TextDecoder();
     if (!r.success) throw new Error(`PyTorch step failed (${python}): ${dec.decode(r.stderr).slice(-800)}`);
     const o = JSON.parse(dec.decode(r.stdout).trim().split("\n").pop()!);
-    return { ms: o.ms, loss: o.loss, rssBefore: o.rss_before, peakRss: o.peak_rss, torch: o.torch };
+    return { ms: o.ms, loss: o.loss, rssBefore: o.rss_before, peakRss: o.peak_rss, torch: o.torch, threads: o.threads };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * glibc settings that keep freed memory for reuse (mmap threshold at its 32 MiB maximum, no trimming).
+ * PyTorch's CPU tensors come from malloc; by default every block over 128 KiB is a fresh mmap, and on
+ * a VM where first-touching a page is slow (~30 µs here) that alone can cost PyTorch most of its step.
+ */
+export const GLIBC_KEEP_MEMORY: Record<string, string> = {
+  MALLOC_MMAP_THRESHOLD_: String(32 * 2 ** 20),
+  MALLOC_TRIM_THRESHOLD_: String(2 ** 36),
+};
+
+/**
+ * UER-py itself (a checkout at `uerDir`): its `preprocess.py` on `corpus` at `seq` (albert, static
+ * masking, 1 process) into `workDir`, then `pretrain.py` with `config` for `steps` steps reporting every
+ * `reportSteps`, on the CPU. Returns the tokens/s of each report line (UER-py's own figure).
+ */
+export async function uerPyPretrain(
+  python: string,
+  uerDir: string,
+  workDir: string,
+  config: AlbertConfig,
+  opts: {
+    corpus: string;
+    vocab: string;
+    batch: number;
+    seq: number;
+    steps: number;
+    reportSteps: number;
+    /** Environment of the pretrain.py run (e.g. `GLIBC_KEEP_MEMORY`). */
+    env?: Record<string, string>;
+  },
+): Promise<number[]> {
+  const run = async (args: string[], env?: Record<string, string>) => {
+    const r = await new Deno.Command(python, { args, cwd: uerDir, env, stdout: "piped", stderr: "piped" }).output();
+    const dec = new TextDecoder();
+    if (!r.success) throw new Error(`UER-py ${args[0]} failed: ${dec.decode(r.stderr).slice(-800)}`);
+    return dec.decode(r.stdout) + dec.decode(r.stderr);
+  };
+  const dataset = `${workDir}/dataset_${opts.seq}.pt`;
+  try {
+    await Deno.stat(dataset);
+  } catch {
+    await run([
+      "preprocess.py",
+      ...["--corpus_path", opts.corpus, "--vocab_path", opts.vocab, "--dataset_path", dataset],
+      ...["--processes_num", "1", "--data_processor", "albert", "--seq_length", String(opts.seq)],
+    ]);
+  }
+  const cfgPath = `${workDir}/config_${config.hidden_size}.json`;
+  await Deno.writeTextFile(cfgPath, JSON.stringify(config));
+  const log = await run([
+    "pretrain.py",
+    ...["--dataset_path", dataset, "--vocab_path", opts.vocab, "--config_path", cfgPath],
+    ...["--output_model_path", `${workDir}/model.bin`, "--total_steps", String(opts.steps)],
+    ...["--save_checkpoint_steps", String(opts.steps + 1), "--report_steps", String(opts.reportSteps)],
+    ...["--batch_size", String(opts.batch), "--data_processor", "albert"],
+  ], opts.env);
+  return [...log.matchAll(/\|\s*([\d.]+) tokens\/s/g)].map((m) => Number(m[1]));
 }

@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   convert: async () => (await import("./convert_bench.ts")).convertBench,
   pretrain: async () => (await import("./pretrain_bench.ts")).pretrainBench,
   finetune: async () => (await import("./finetune_bench.ts")).finetuneBench,
+  memory: async () => (await import("./train_memory_bench.ts")).trainMemoryBench,
   dist: async () => (await import("./dist_bench.ts")).distBench,
   infer: async () => (await import("./infer_bench.ts")).inferBench,
   dataset: async () => (await import("./dataset_codec_bench.ts")).datasetCodecBench,

@@ -2,12 +2,19 @@
  * Pretraining speed: tokens/s of `Trainer.step` (forward + backward + AdamW, one fused ONNX graph)
  * on onnxruntime-node CPU with 2 intra-op threads, for the reference albert-tiny config (batch 16,
  * seq 128) and an ALBERT-base-shaped config (batch 8, seq 128; emb 128, hidden 768, ff 3072,
- * 12 heads, 12 layers, vocab 21128), against UER-py's figures on this machine class (about 12,700
- * and 250 tokens/s: reference figures measured on this machine class, not in this run). Every step
- * is timed: it prints tokens/s of the best, the median and the mean step (the 2 cores are shared, so
- * the best is the uncontended figure, the median the typical one, the mean includes the slow steps),
- * process CPU ms per step (user + system, all threads) and the RSS at steps 1, 10, 100, … and the
- * last (it should stay flat).
+ * 12 heads, 12 layers, vocab 21128), beside baselines measured in the same run on the same machine:
+ * - a PyTorch step of the same model on the same batch (bench/_torch_albert.ts, 2 threads), once with
+ *   glibc's defaults and once with glibc keeping freed memory (`GLIBC_KEEP_MEMORY`: on a VM where a
+ *   fresh page is slow, PyTorch's per-tensor mmaps dominate its step); ratios use the faster of the two;
+ * - UER-py itself (`preprocess.py` + `pretrain.py` on the reference corpus, its own tokens/s report
+ *   lines, the first one dropped as warm-up; run with both glibc settings, the faster counts) when
+ *   `UER_DIR` names a checkout (its python packages: Debian's python3-torch, -packaging, -regex); one
+ *   line says so when not. For a fair PyTorch, torch should load an optimised BLAS (Debian:
+ *   `libopenblas0-pthread`; the reference BLAS is ~8× slower at GEMM).
+ * Every uer-ts step is timed: it prints tokens/s of the best, the median and the mean step (the 2 cores
+ * are shared, so the best is the uncontended figure, the median the typical one, the mean includes the
+ * slow steps), process CPU ms per step (user + system, all threads) and the RSS at steps 1, 10, 100, …
+ * and the last (it should stay flat).
  * Prints figures; never passes or fails on time (DESIGN.md §2).
  *
  * Run: `deno run -A bench/pretrain_bench.ts [--tiny-steps N] [--base-steps N] [--no-spin]` (defaults
@@ -18,9 +25,7 @@ import process from "node:process";
 import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
 import { type Batch, paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
-
-/** UER-py tokens/s on this machine class (torch 1.13 CPU, OpenBLAS, 2 threads, same shapes): reference figures. */
-export const UER_TOKENS_PER_S = { tiny: 12_700, base: 250 };
+import { GLIBC_KEEP_MEMORY, torchAlbertSteps, torchPython, uerPyPretrain } from "./_torch_albert.ts";
 
 const TINY: AlbertConfig = {
   ...ALBERT_BASE,
@@ -123,15 +128,88 @@ const median = (xs: number[]) => {
 const round = (x: number, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
 const mib = (b: number) => round(b / 2 ** 20, 1);
 
-/** Runs the benchmark, prints its table and returns the figures (tokens/s, ratios to UER-py, CPU ms, RSS MiB). */
+/** tokens/s of the best and the median of `ms` (per-step wall times) for `tokens` per step. */
+function rates(tokens: number, ms: number[]): { best: number; median: number } {
+  return { best: tokens / (Math.min(...ms) / 1000), median: tokens / (median(ms) / 1000) };
+}
+
+/** Baselines of one config, tokens/s (best, median); null where not measured. */
+interface Baselines {
+  torch: { best: number; median: number } | null;
+  torchKeep: { best: number; median: number } | null;
+  uerPy: { best: number; median: number } | null;
+}
+
+async function baselines(
+  name: string,
+  cfg: AlbertConfig,
+  batchSize: number,
+  steps: number,
+  uer: { python: string; dir: string; work: string } | undefined,
+): Promise<Baselines> {
+  const py = await torchPython();
+  const out: Baselines = { torch: null, torchKeep: null, uerPy: null };
+  if (py) {
+    const batch = syntheticBatch(batchSize, 128, cfg.vocab_size!, 0);
+    const n = Math.max(3, Math.min(steps, 40));
+    const drop = (ms: number[]) => ms.slice(1); // the first step allocates the optimizer state
+    out.torch = rates(batchSize * 128, drop((await torchAlbertSteps(py, cfg, batch, { steps: n })).ms));
+    const keep = await torchAlbertSteps(py, cfg, batch, { steps: n, env: GLIBC_KEEP_MEMORY });
+    out.torchKeep = rates(batchSize * 128, drop(keep.ms));
+  }
+  if (uer) {
+    const report = name === "tiny" ? 20 : 1;
+    for (const env of [undefined, GLIBC_KEEP_MEMORY]) {
+      const tps = await uerPyPretrain(uer.python, uer.dir, uer.work, cfg, {
+        corpus: new URL("../../shared/reference/corpora/CLUECorpusSmall_sampled.txt", import.meta.url).pathname,
+        vocab: new URL("../../shared/reference/vocab/google_zh_vocab.txt", import.meta.url).pathname,
+        batch: batchSize,
+        seq: 128,
+        steps: report * Math.max(3, Math.min(6, Math.ceil(steps / report))),
+        reportSteps: report,
+        env,
+      });
+      const rest = tps.slice(1); // the first report includes start-up
+      if (rest.length && median(rest) > (out.uerPy?.median ?? 0)) {
+        out.uerPy = { best: Math.max(...rest), median: median(rest) };
+      }
+    }
+  }
+  return out;
+}
+
+/** Runs the benchmark, prints its table and returns the figures (tokens/s, ratios to the baselines, CPU ms, RSS MiB). */
 export async function pretrainBench(
   opts: { tinySteps?: number; baseSteps?: number; spinning?: boolean } = {},
 ): Promise<Record<string, number>> {
   const spin = opts.spinning ?? true;
-  const runs: [string, number, Figures | undefined][] = [];
-  runs.push(["tiny", UER_TOKENS_PER_S.tiny, await measure(TINY, 16, 128, opts.tinySteps ?? 300, spin)]);
-  const baseSteps = opts.baseSteps ?? 3;
-  runs.push(["base", UER_TOKENS_PER_S.base, baseSteps > 0 ? await measure(BASE, 8, 128, baseSteps, spin) : undefined]);
+  const uerDir = Deno.env.get("UER_DIR");
+  const py = await torchPython();
+  const work = uerDir && py ? await Deno.makeTempDir({ prefix: "uer-ts-uerpy-" }) : undefined;
+  const uer = uerDir && py && work ? { python: py, dir: uerDir, work } : undefined;
+  if (!uerDir) {
+    console.log("UER_DIR is not set: no UER-py column (set it to a UER-py checkout to measure UER-py itself)");
+  }
+  if (!py) console.log("no python with torch (UER_TS_PYTHON, /usr/bin/python3, python3): no PyTorch column");
+  const runs: [string, Figures, Baselines][] = [];
+  try {
+    const tinySteps = opts.tinySteps ?? 300;
+    runs.push([
+      "tiny",
+      await measure(TINY, 16, 128, tinySteps, spin),
+      await baselines("tiny", TINY, 16, tinySteps, uer),
+    ]);
+    const baseSteps = opts.baseSteps ?? 3;
+    if (baseSteps > 0) {
+      runs.push([
+        "base",
+        await measure(BASE, 8, 128, baseSteps, spin),
+        await baselines("base", BASE, 8, baseSteps, uer),
+      ]);
+    }
+  } finally {
+    if (work) await Deno.remove(work, { recursive: true });
+  }
 
   const out: Record<string, number> = {};
   const rows: string[][] = [[
@@ -140,35 +218,44 @@ export async function pretrainBench(
     "tok/s best",
     "tok/s median",
     "tok/s mean",
-    "UER-py tok/s*",
-    "× UER (best)",
-    "× UER (median)",
+    "PyTorch median",
+    "PyTorch median (glibc keeps)",
+    "× PyTorch (median)",
+    "UER-py median",
+    "× UER-py (median)",
     "CPU ms/step",
     "first step ms",
   ]];
-  for (const [name, uer, f] of runs) {
-    if (!f) continue;
-    const best = f.tokensPerStep / (Math.min(...f.wallMs) / 1000);
-    const med = f.tokensPerStep / (median(f.wallMs) / 1000);
+  const fmt = (x: number | undefined) => (x === undefined ? "–" : String(round(x)));
+  for (const [name, f, b] of runs) {
+    const { best, median: med } = rates(f.tokensPerStep, f.wallMs);
     const mean = (f.tokensPerStep * f.wallMs.length) / (f.wallMs.reduce((a, b) => a + b, 0) / 1000);
+    const torch = Math.max(b.torch?.median ?? 0, b.torchKeep?.median ?? 0) || undefined;
     Object.assign(out, {
       [`${name}_tokens_per_s_best`]: round(best),
       [`${name}_tokens_per_s_median`]: round(med),
       [`${name}_tokens_per_s_mean`]: round(mean),
-      [`${name}_vs_uer_best`]: round(best / uer, 2),
-      [`${name}_vs_uer_median`]: round(med / uer, 2),
       [`${name}_cpu_ms_per_step`]: round(f.cpuMsPerStep, 1),
       [`${name}_first_step_ms`]: round(f.firstStepMs),
     });
+    if (b.torch) out[`${name}_torch_tokens_per_s_median`] = round(b.torch.median);
+    if (b.torchKeep) out[`${name}_torch_keep_tokens_per_s_median`] = round(b.torchKeep.median);
+    if (torch) out[`${name}_vs_torch_median`] = round(med / torch, 2);
+    if (b.uerPy) {
+      out[`${name}_uer_py_tokens_per_s_median`] = round(b.uerPy.median);
+      out[`${name}_vs_uer_py_median`] = round(med / b.uerPy.median, 2);
+    }
     rows.push([
       name === "tiny" ? "tiny (B16 T128)" : "base-shaped (B8 T128)",
       String(f.steps),
       String(round(best)),
       String(round(med)),
       String(round(mean)),
-      String(uer),
-      round(best / uer, 2).toFixed(2),
-      round(med / uer, 2).toFixed(2),
+      fmt(b.torch?.median),
+      fmt(b.torchKeep?.median),
+      torch ? (med / torch).toFixed(2) : "–",
+      fmt(b.uerPy?.median),
+      b.uerPy ? (med / b.uerPy.median).toFixed(2) : "–",
       String(round(f.cpuMsPerStep, 1)),
       String(round(f.firstStepMs)),
     ]);
@@ -178,15 +265,12 @@ export async function pretrainBench(
   console.log(
     `pretrain step (forward + backward + AdamW) on onnxruntime-node CPU, 2 intra-op threads, spinning ${
       spin ? "on" : "off"
-    }`,
+    }; baselines in the same run (torch at its default threads, as UER-py)`,
   );
   console.log(line(rows[0]));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const r of rows.slice(1)) console.log(line(r));
-  console.log(
-    "* UER-py reference figures measured on this machine class (torch CPU, OpenBLAS, 2 threads), not in this run",
-  );
-  const tiny = runs[0][2]!;
+  const tiny = runs[0][1];
   console.log(`RSS over the tiny run: ${tiny.rss.map(([s, b]) => `step ${s} ${mib(b)} MiB`).join(", ")}`);
   for (const [s, b] of tiny.rss) out[`tiny_rss_step${s}_mib`] = mib(b);
   return out;

@@ -115,7 +115,6 @@ export async function trainMemoryBench(
       if (fits || perRow === undefined) {
         const f = await torchAlbertSteps(py, BASE, syntheticBatch(batch, seq, BASE.vocab_size!, 0), {
           steps,
-          threads: 2,
         });
         torch = f.peakRss;
         torchRun = true;
