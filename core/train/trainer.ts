@@ -20,6 +20,7 @@ import type { Device } from "../runtime/types.ts";
 import type { Tensor } from "../tensor.ts";
 import { ADAMW, adamwScalars } from "./adamw.ts";
 import { DROPOUT_KEY, dropoutKey } from "./dropout.ts";
+import { checkDeviceLimits, largestTensor } from "./device_limits.ts";
 import { createStateStore, type StateStore, type StepProgram } from "./state_store.ts";
 import { evalGraph, flatLayout, names, stepGraph, type StepKind } from "./training_graph.ts";
 import { type ParamSpec, scalarF32, type StepShape, type TrainTask, zerosF32 } from "./task.ts";
@@ -123,10 +124,14 @@ export class Trainer<B> {
   /** Host statistics of the steps since the last take. */
   #hostRows: Record<string, number>[] = [];
   #flatSize: number;
+  #log: (line: string) => void;
+  /** Shapes checked against the WebGPU adapter's storage limits. */
+  #limitsChecked = new Set<StepShape>();
 
   private constructor(task: TrainTask<B>, store: StateStore, own: boolean, opts: TrainerOptions<B>) {
     this.task = task;
     this.#store = store;
+    this.#log = opts.log ?? ((line) => console.error(line));
     this.#ownStore = own;
     this.#acc = opts.accumulationSteps ?? 1;
     this.#wd = opts.weightDecay ?? ADAMW.weightDecay;
@@ -191,10 +196,33 @@ export class Trainer<B> {
     return e;
   }
 
+  /**
+   * WebGPU: before a shape's first step, its largest tensor against the storage limits the adapter offers
+   * (engines request them at their maximum); says both, and refuses a step that cannot run (device_limits.ts).
+   */
+  async #checkLimits(shape: StepShape): Promise<void> {
+    if (this.#store.backend !== "webgpu" || this.#limitsChecked.has(shape)) return;
+    this.#limitsChecked.add(shape);
+    const gpu = (globalThis.navigator as Navigator & { gpu?: GPU }).gpu;
+    const adapter = await gpu?.requestAdapter();
+    if (!adapter) return;
+    const build = (s: StepShape) => stepGraph(this.task, s, { kind: "update", weightDecay: this.#wd });
+    const err = checkDeviceLimits(build, shape, adapter.limits);
+    if (err) throw new RangeError(err);
+    const mib = (b: number) => `${Math.floor(b / 2 ** 20)} MiB`;
+    const l = adapter.limits;
+    this.#log(
+      `WebGPU storage limits offered: maxStorageBufferBindingSize ${mib(l.maxStorageBufferBindingSize)}, ` +
+        `maxBufferSize ${mib(l.maxBufferSize)}; largest tensor of a ${shape.batch} × ${shape.seq} step ` +
+        `${mib(largestTensor(build(shape)).bytes)}`,
+    );
+  }
+
   async #program(e: ShapeEntry, kind: StepKind, accumulated: boolean): Promise<StepProgram> {
     const key = `${kind}/${accumulated}`;
     let p = e.programs.get(key);
     if (!p) {
+      await this.#checkLimits(e.shape);
       p = await this.#store.compile(stepGraph(this.task, e.shape, {
         kind,
         accumulated,
