@@ -16,6 +16,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   memory: async () => (await import("./train_memory_bench.ts")).trainMemoryBench,
   dist: async () => (await import("./dist_bench.ts")).distBench,
   infer: async () => (await import("./infer_bench.ts")).inferBench,
+  "infer-throughput": async () => (await import("./infer_throughput_bench.ts")).inferThroughputBench,
+  "infer-q8-accuracy": async () => (await import("./infer_q8_accuracy_bench.ts")).inferQ8AccuracyBench,
   dataset: async () => (await import("./dataset_codec_bench.ts")).datasetCodecBench,
 };
 

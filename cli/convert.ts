@@ -7,10 +7,16 @@
 import type { ConvertOptions } from "../core/flags/mod.ts";
 import { convertModel } from "../convert/convert.ts";
 import { ttyProgress } from "../convert/hub.ts";
+import { UsageError } from "../core/errors.ts";
 import { removeStale } from "./stale.ts";
 
 /** Runs `convert`. */
 export async function run(opts: ConvertOptions): Promise<void> {
+  if (opts.to !== "onnx" && opts.dtype !== "fp32") {
+    throw new UsageError(
+      `Cannot convert to ${opts.to} with --dtype ${opts.dtype}: int8 weights are written for --to onnx only\n  hint: drop --dtype or use --to onnx`,
+    );
+  }
   await removeStale(opts.outputModelPath, opts.quiet);
   const notes = {
     log: opts.quiet ? undefined : (l: string) => console.error(l),
@@ -24,13 +30,14 @@ export async function run(opts: ConvertOptions): Promise<void> {
       vocabPath: opts.vocabPath,
       overwrite: opts.overwrite,
       pooling: opts.pooling,
+      dtypes: opts.dtype.split(",") as ("fp32" | "q8")[],
       ...notes,
     });
     if (opts.json) console.log(JSON.stringify({ to: "onnx", ...s }));
     else if (!opts.quiet) {
       console.log(
-        `converted "${opts.inputModelPath}" -> onnx "${s.output}": ${s.nodes} nodes, ${s.parameters} parameters ` +
-          `(${(s.bytes / 1e6).toFixed(1)} MB), ${s.semantics} LayerNorm`,
+        `converted "${opts.inputModelPath}" -> onnx "${s.output}" (${s.files.join(", ")}): ${s.nodes} nodes, ` +
+          `${s.parameters} parameters (${(s.bytes / 1e6).toFixed(1)} MB), ${s.semantics} LayerNorm`,
       );
     }
     return;

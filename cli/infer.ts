@@ -14,6 +14,7 @@ import { UsageError } from "../core/errors.ts";
 import { removeStale } from "./stale.ts";
 import { AlbertPipeline, type FillMaskPrediction, type TextInput } from "../core/model/pipeline.ts";
 import { BertTokenizer } from "../core/tokenizer/bert_tokenizer.ts";
+import { progressBar } from "./progress.ts";
 
 /** Reads `--text` and `--test_path` lines (`text_a<TAB>text_b` for pairs). */
 async function readInputs(opts: InferOptions): Promise<TextInput[]> {
@@ -118,9 +119,12 @@ export async function run(opts: InferOptions): Promise<void> {
   });
   const pipe = AlbertPipeline.create(model, tokenizer, {
     device: opts.device,
+    dtype: opts.dtype,
     log: opts.quiet ? () => {} : (l) => console.error(l),
   });
-  const batch = { batchSize: opts.batchSize, seqLength: opts.seqLength, warn };
+  // Many texts: sorted by length into batches (results in input order), a progress line on a terminal.
+  const progress = opts.quiet || inputs.length <= opts.batchSize ? undefined : progressBar("texts");
+  const batch = { batchSize: opts.batchSize, seqLength: opts.seqLength, warn, progress };
   try {
     await runTask();
     warn?.(semanticsLine(model)); // after the results: errors stay one line + hint

@@ -11,6 +11,10 @@
  * `onnx/model.onnx_data` beyond 2 GB), so the folder is also a model `loadModel` reads back. The graph
  * keeps the checkpoint's LayerNorm semantics (a UER checkpoint exports UER-py's LayerNorm, recorded as
  * metadata `layer_norm`), so the export computes what `infer` does.
+ * `--dtype q8` writes `onnx/model_quantized.onnx` (what transformers.js loads for `dtype: "q8"`): the
+ * same graph with int8 weights per output row for every linear of encoder and heads, as standard ONNX
+ * `DynamicQuantizeLinear` + `MatMulInteger` (core/model/quantize.ts), so any ONNX runtime reads it;
+ * its initializers are the derived int8 tensors (`<name>#int8`, …) where the fp32 file has the weight.
  * Not browser compatible: reads and writes files.
  * @module
  */
@@ -18,10 +22,14 @@ import { toOnnx } from "../core/graph/onnx_proto.ts";
 import { writeDirAtomic } from "../core/io/atomic.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
 import { type AlbertOutput, inferenceGraph } from "../core/model/albert.ts";
+import type { Dtype } from "../core/model/pipeline.ts";
+import { deriveParams } from "../core/model/quantize.ts";
+import type { AlbertConfig } from "../core/config.ts";
+import type { Tensor } from "../core/tensor.ts";
 import type { Vocab } from "../core/tokenizer/vocab.ts";
 import type { Pooling } from "../core/model/classifier.ts";
 import { loadModel, type ModelFormat } from "./mod.ts";
-import { hfClassifierConfig, labelsNumOf, uerConfigToHf } from "./names.ts";
+import { type Head, hfClassifierConfig, labelsNumOf, uerConfigToHf } from "./names.ts";
 import { checkPooling } from "./convert.ts";
 import type { HubProgress } from "./hub.ts";
 
@@ -35,7 +43,12 @@ export interface OnnxExportOptions {
   pooling?: Pooling;
   log?: (line: string) => void;
   progress?: (p: HubProgress) => void;
+  /** Which weight precisions to write (default fp32 only): fp32 → `onnx/model.onnx`, q8 → `onnx/model_quantized.onnx`. */
+  dtypes?: Dtype[];
 }
+
+/** transformers.js' file name of each dtype (its `DEFAULT_DTYPE_SUFFIX_MAPPING`). */
+export const ONNX_FILE: Record<Dtype, string> = { fp32: "model.onnx", q8: "model_quantized.onnx" };
 
 /** What was written. */
 export interface OnnxExportSummary {
@@ -44,6 +57,8 @@ export interface OnnxExportSummary {
   parameters: number;
   nodes: number;
   semantics: "uer" | "hf";
+  /** The model files written (`onnx/model.onnx`, `onnx/model_quantized.onnx`). */
+  files: string[];
 }
 
 const SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
@@ -106,6 +121,126 @@ export function bertTokenizerJson(vocab: Vocab, lowercase = true): Record<string
   };
 }
 
+/** What `transformersJsFiles` needs of a model (UER names; `loadModel()` or a pipeline model and its heads). */
+export interface ExportModel {
+  config: AlbertConfig;
+  params: Map<string, Tensor>;
+  semantics: "uer" | "hf";
+  layerNormEps: number;
+  heads: Head[];
+}
+
+/**
+ * The files of a transformers.js folder for `m` (path inside the folder → bytes or text): configs,
+ * tokenizer files, and one ONNX model per dtype (`ONNX_FILE`), with external data when over 2 GB.
+ *
+ * @example
+ * ```ts
+ * const { files } = transformersJsFiles(model, vocab, { dtypes: ["fp32", "q8"], source: "models/albert.bin" });
+ * ```
+ */
+export function transformersJsFiles(
+  m: ExportModel,
+  vocab: Vocab,
+  opts: { dtypes?: Dtype[]; source: string; pooling?: Pooling; maxLength?: number },
+): { files: Map<string, Uint8Array | string>; bytes: number; nodes: number } {
+  const rows = m.params.get("embedding.word.embedding.weight")!.shape[0];
+  const labelsNum = m.heads.includes("classifier") ? labelsNumOf(m.params) : undefined;
+  const outputs: AlbertOutput[] = [
+    ...(labelsNum !== undefined
+      ? ["classifier_logits" as const]
+      : m.heads.includes("mlm")
+      ? ["mlm_logits" as const]
+      : []),
+    "encoder_output",
+    ...(m.heads.includes("pooler") ? ["pooled_output" as const] : []),
+    // AlbertForPreTraining's sentence-order logits: keeps every weight in the folder
+    ...(m.heads.includes("sop") ? ["sop_logits" as const] : []),
+  ];
+  const models = (opts.dtypes ?? ["fp32"]).map((dtype) => {
+    const g = inferenceGraph(m.config, {
+      semantics: m.semantics,
+      eps: m.layerNormEps,
+      inputs: "hf",
+      idsDtype: "I64",
+      outputs,
+      outputNames: {
+        mlm_logits: "logits",
+        classifier_logits: "logits",
+        encoder_output: "last_hidden_state",
+        pooled_output: "pooler_output",
+      },
+      ...(labelsNum === undefined ? {} : { classifier: { labelsNum, pooling: opts.pooling ?? "first" } }),
+      ...(dtype === "q8" ? { quantize: "matmul-integer" as const } : {}),
+    });
+    const onnx = toOnnx(g, {
+      initializers: deriveParams(g, m.params),
+      metadata: {
+        source: opts.source,
+        layer_norm: m.semantics,
+        layer_norm_eps: String(m.layerNormEps),
+        dtype,
+        producer: "uer-ts convert --to onnx",
+      },
+      autoLocation: `${ONNX_FILE[dtype]}_data`,
+    });
+    return { dtype, g, onnx };
+  });
+  const hfConfig = {
+    ...uerConfigToHf(m.config, rows),
+    architectures: [m.heads.includes("mlm") ? "AlbertForMaskedLM" : "AlbertModel"],
+    ...(labelsNum === undefined ? {} : { ...hfClassifierConfig(labelsNum), uer_pooling: opts.pooling ?? "first" }),
+    model_type: "albert",
+    layer_norm_semantics: m.semantics,
+    ...(m.semantics === "uer"
+      ? { uer_layer_norm: "gamma*(x-mean)/(std_unbiased+1e-6)+beta (baked into the onnx/ models)" }
+      : {}),
+  };
+  const tokConfig = {
+    tokenizer_class: "BertTokenizer",
+    do_lower_case: true,
+    tokenize_chinese_chars: true,
+    strip_accents: null,
+    model_max_length: opts.maxLength ?? m.config.max_seq_length,
+    clean_up_tokenization_spaces: true,
+    unk_token: "[UNK]",
+    sep_token: "[SEP]",
+    pad_token: "[PAD]",
+    cls_token: "[CLS]",
+    mask_token: "[MASK]",
+  };
+  const specialMap = {
+    unk_token: "[UNK]",
+    sep_token: "[SEP]",
+    pad_token: "[PAD]",
+    cls_token: "[CLS]",
+    mask_token: "[MASK]",
+  };
+  const files = new Map<string, Uint8Array | string>([
+    ["config.json", JSON.stringify(hfConfig, null, 2) + "\n"],
+    ["tokenizer.json", JSON.stringify(bertTokenizerJson(vocab))],
+    ["tokenizer_config.json", JSON.stringify(tokConfig, null, 2) + "\n"],
+    ["special_tokens_map.json", JSON.stringify(specialMap, null, 2) + "\n"],
+    ["vocab.txt", vocab.tokens.map((t) => t + "\n").join("")],
+  ]);
+  let bytes = 0;
+  for (const { dtype, onnx } of models) {
+    files.set(`onnx/${ONNX_FILE[dtype]}`, onnx.model);
+    bytes += onnx.model.byteLength;
+    if (!onnx.external) continue;
+    const ext = new Uint8Array(onnx.external.byteLength);
+    let off = 0;
+    for (const c of onnx.external.chunks) {
+      ext.set(c, off);
+      off += c.byteLength;
+    }
+    files.set(`onnx/${onnx.external.location}`, ext);
+    bytes += ext.byteLength;
+  }
+  const g = models[0].g;
+  return { files, bytes, nodes: g.ancestors(g.outputs()).length };
+}
+
 /**
  * Exports a model (UER .bin, HF folder or zarr checkpoint) as a transformers.js folder.
  *
@@ -139,90 +274,11 @@ export async function exportOnnx(
     );
   }
   checkPooling(m.heads, opts.pooling, "onnx", input);
-  const labelsNum = m.heads.includes("classifier") ? labelsNumOf(m.params) : undefined;
-  const outputs: AlbertOutput[] = [
-    ...(labelsNum !== undefined
-      ? ["classifier_logits" as const]
-      : m.heads.includes("mlm")
-      ? ["mlm_logits" as const]
-      : []),
-    "encoder_output",
-    ...(m.heads.includes("pooler") ? ["pooled_output" as const] : []),
-    // AlbertForPreTraining's sentence-order logits: keeps every weight in the folder
-    ...(m.heads.includes("sop") ? ["sop_logits" as const] : []),
-  ];
-  const g = inferenceGraph(m.config, {
-    semantics: m.semantics,
-    eps: m.layerNormEps,
-    inputs: "hf",
-    idsDtype: "I64",
-    outputs,
-    outputNames: {
-      mlm_logits: "logits",
-      classifier_logits: "logits",
-      encoder_output: "last_hidden_state",
-      pooled_output: "pooler_output",
-    },
-    ...(labelsNum === undefined ? {} : { classifier: { labelsNum, pooling: opts.pooling ?? "first" } }),
+  const { files, bytes, nodes } = transformersJsFiles(m, vocab, {
+    dtypes: opts.dtypes,
+    source: input,
+    pooling: opts.pooling,
   });
-  const onnx = toOnnx(g, {
-    initializers: m.params,
-    metadata: {
-      source: input,
-      layer_norm: m.semantics,
-      layer_norm_eps: String(m.layerNormEps),
-      producer: "uer-ts convert --to onnx",
-    },
-  });
-  const hfConfig = {
-    ...uerConfigToHf(m.config, rows),
-    architectures: [m.heads.includes("mlm") ? "AlbertForMaskedLM" : "AlbertModel"],
-    ...(labelsNum === undefined ? {} : { ...hfClassifierConfig(labelsNum), uer_pooling: opts.pooling ?? "first" }),
-    model_type: "albert",
-    layer_norm_semantics: m.semantics,
-    ...(m.semantics === "uer"
-      ? { uer_layer_norm: "gamma*(x-mean)/(std_unbiased+1e-6)+beta (baked into onnx/model.onnx)" }
-      : {}),
-  };
-  const tokConfig = {
-    tokenizer_class: "BertTokenizer",
-    do_lower_case: true,
-    tokenize_chinese_chars: true,
-    strip_accents: null,
-    model_max_length: m.config.max_seq_length,
-    clean_up_tokenization_spaces: true,
-    unk_token: "[UNK]",
-    sep_token: "[SEP]",
-    pad_token: "[PAD]",
-    cls_token: "[CLS]",
-    mask_token: "[MASK]",
-  };
-  const specialMap = {
-    unk_token: "[UNK]",
-    sep_token: "[SEP]",
-    pad_token: "[PAD]",
-    cls_token: "[CLS]",
-    mask_token: "[MASK]",
-  };
-  const files = new Map<string, Uint8Array | string>([
-    ["config.json", JSON.stringify(hfConfig, null, 2) + "\n"],
-    ["tokenizer.json", JSON.stringify(bertTokenizerJson(vocab))],
-    ["tokenizer_config.json", JSON.stringify(tokConfig, null, 2) + "\n"],
-    ["special_tokens_map.json", JSON.stringify(specialMap, null, 2) + "\n"],
-    ["vocab.txt", vocab.tokens.map((t) => t + "\n").join("")],
-    ["onnx/model.onnx", onnx.model],
-  ]);
-  let bytes = onnx.model.byteLength;
-  if (onnx.external) {
-    const ext = new Uint8Array(onnx.external.byteLength);
-    let off = 0;
-    for (const c of onnx.external.chunks) {
-      ext.set(c, off);
-      off += c.byteLength;
-    }
-    files.set(`onnx/${onnx.external.location}`, ext);
-    bytes += ext.byteLength;
-  }
   await writeDirAtomic(output, async (tmp) => {
     await Deno.mkdir(`${tmp}/onnx`, { recursive: true });
     for (const [name, data] of files) {
@@ -232,5 +288,6 @@ export async function exportOnnx(
   }, { overwrite: opts.overwrite });
   let parameters = 0;
   for (const t of m.params.values()) parameters += t.data.length;
-  return { output, bytes, parameters, nodes: g.ancestors(g.outputs()).length, semantics: m.semantics };
+  const written = [...files.keys()].filter((f) => f.startsWith("onnx/") && f.endsWith(".onnx"));
+  return { output, bytes, parameters, nodes, semantics: m.semantics, files: written };
 }

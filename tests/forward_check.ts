@@ -12,6 +12,7 @@ import { toOnnx } from "../core/graph/onnx_proto.ts";
 import { createSession, type Session } from "../core/runtime/mod.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { type AlbertOutput, inferenceGraph, type InferenceGraphOptions } from "../core/model/albert.ts";
+import { deriveParams } from "../core/model/quantize.ts";
 
 export const REF = "albert-tiny";
 
@@ -71,7 +72,7 @@ export async function checkForward(
   const g = inferenceGraph(cfg, { semantics: sem, eps: 1e-12, outputs, ...extra });
   const sess = await createSession(toOnnx(g).model, { device });
   try {
-    const feeds: Record<string, Tensor> = paramFeeds(sess, params);
+    const feeds: Record<string, Tensor> = paramFeeds(sess, deriveParams(g, params));
     if (sem === "uer") {
       feeds.src = ref.get("src")!;
       feeds.seg = ref.get("seg")!;

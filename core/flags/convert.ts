@@ -37,6 +37,12 @@ export const CONVERT_FLAGS = {
       "HF's AlbertForSequenceClassification pools the first token only.",
   },
   overwrite: { type: "bool", help: "Replace an existing output." },
+  dtype: {
+    type: "string",
+    default: "fp32",
+    choices: ["fp32", "q8", "fp32,q8", "q8,fp32"],
+    help: "--to onnx: fp32 = onnx/model.onnx, q8 = int8 onnx/model_quantized.onnx (transformers.js dtype q8), or both.",
+  },
   ...OUTPUT_OPTS,
 } as const satisfies FlagTable;
 

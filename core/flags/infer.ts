@@ -87,6 +87,13 @@ export const INFER_FLAGS = {
     help: "Write the results to this file: fill-mask .jsonl; feature-extraction .safetensors or .npy.",
   },
   overwrite: { type: "bool", help: "Replace an existing --output_path." },
+  dtype: {
+    type: "string",
+    default: "fp32",
+    choices: ["fp32", "q8"],
+    help:
+      "Weights: fp32, or q8 = int8 per output row, quantized in memory (MatMulInteger on CPU, MatMulNBits on WebGPU).",
+  },
   ...DEVICE_OPTS,
   ...OUTPUT_OPTS,
 } as const satisfies FlagTable;

@@ -89,6 +89,8 @@ export interface Node {
   readonly attrs: Record<string, Attr>;
   /** ONNX node name (unique). */
   readonly name: string;
+  /** Operator set domain (`"com.microsoft"` for onnxruntime's contrib ops); absent = the default ONNX domain. */
+  readonly domain?: string;
 }
 
 /** A fused op: nodes `[start, end)` of `Graph.nodes`, differentiated as one op (see `Graph.fused`). */
@@ -109,6 +111,8 @@ export interface NodeOptions {
   shapes?: ValueInfo[];
   /** Names of the outputs (default `<op>_<id>`). */
   names?: string[];
+  /** Operator set domain of the op (default: ONNX's); contrib ops give their output shapes in `shapes`. */
+  domain?: string;
 }
 
 type Operand = Value | number;
@@ -217,7 +221,15 @@ export class Graph {
     const n = opts.outputs ?? infos.length;
     const id = this.nodes.length;
     const outputs: Value[] = [];
-    const node: Node = { id, op, inputs: [...inputs], outputs, attrs, name: `${op}_${id}` };
+    const node: Node = {
+      id,
+      op,
+      inputs: [...inputs],
+      outputs,
+      attrs,
+      name: `${op}_${id}`,
+      ...(opts.domain ? { domain: opts.domain } : {}),
+    };
     for (let i = 0; i < n; i++) {
       const info = infos[i];
       if (!info) throw new RangeError(`Cannot add ${op}: no shape for output ${i}`);

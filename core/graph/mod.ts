@@ -16,4 +16,4 @@ export {
   type ValueInfo,
 } from "./shapes.ts";
 export { type ExternalPlacement, IR_VERSION, type OnnxModel, OPSET, toOnnx, type ToOnnxOptions } from "./onnx_proto.ts";
-export { BANNED_OPS, WEBGPU_OPS } from "./webgpu_ops.ts";
+export { BANNED_OPS, WEBGPU_CONTRIB_OPS, WEBGPU_OPS } from "./webgpu_ops.ts";

@@ -15,6 +15,8 @@ import { type Dim, DTYPE_TO_ONNX } from "./shapes.ts";
 export const IR_VERSION = 8;
 /** Default-domain opset written. */
 export const OPSET = 17;
+/** Opset versions written for other domains a graph's nodes use (others get version 1). */
+export const DOMAIN_OPSETS: Readonly<Record<string, number>> = { "com.microsoft": 1 };
 
 const te = new TextEncoder();
 
@@ -141,6 +143,8 @@ export interface ToOnnxOptions {
   initializers?: Map<string, Tensor>;
   /** External data: "auto" (only when the model would pass ~1.9 GB), a placement, or none (default "auto"). */
   externalData?: "auto" | "never" | ExternalPlacement;
+  /** The external data file of "auto" mode (default `model.onnx_data`). */
+  autoLocation?: string;
   /** Graph name (default "uer_ts"). */
   name?: string;
   /** Free-text metadata written as ModelProto.metadata_props. */
@@ -231,6 +235,7 @@ function writeNode(w: PbWriter, n: Node) {
   w.string(3, n.name);
   w.string(4, n.op);
   for (const [k, a] of Object.entries(n.attrs)) w.sub(5, (aw) => writeAttr(aw, k, a));
+  if (n.domain) w.string(7, n.domain);
 }
 
 /**
@@ -277,7 +282,9 @@ export function toOnnx(graph: Graph, opts: ToOnnxOptions = {}): OnnxModel {
   const mode = opts.externalData ?? "auto";
   let placement: ExternalPlacement | undefined;
   if (typeof mode === "object") placement = mode;
-  else if (mode === "auto" && totalBytes > PROTO_LIMIT) placement = { location: "model.onnx_data" };
+  else if (mode === "auto" && totalBytes > PROTO_LIMIT) {
+    placement = { location: opts.autoLocation ?? "model.onnx_data" };
+  }
   const extChunks: Uint8Array[] = [];
   let extLen = 0;
 
@@ -310,6 +317,12 @@ export function toOnnx(graph: Graph, opts: ToOnnxOptions = {}): OnnxModel {
     o.string(1, "");
     o.int(2, OPSET);
   });
+  for (const domain of new Set(nodes.flatMap((n) => (n.domain ? [n.domain] : [])))) {
+    mw.sub(8, (o) => {
+      o.string(1, domain);
+      o.int(2, DOMAIN_OPSETS[domain] ?? 1);
+    });
+  }
   for (const [k, v] of Object.entries(opts.metadata ?? {})) {
     mw.sub(14, (e) => {
       e.string(1, k);

@@ -152,6 +152,19 @@ function reduceShape(op: string, x: ValueInfo, axes: number[] | undefined, keepd
   return out;
 }
 
+/** Output shape of a numpy-style matrix product (MatMul, MatMulInteger). */
+function matmulShape(op: string, a: ValueInfo, b: ValueInfo): Dim[] {
+  const as = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
+  const bs = b.shape.length === 1 ? [b.shape[0], 1] : b.shape;
+  const k1 = as[as.length - 1], k2 = bs[bs.length - 2];
+  if (!dimEqual(k1, k2)) fail(op, `inner dims differ: [${a.shape}] x [${b.shape}]`);
+  const batch = broadcastShapes(op, as.slice(0, -2), bs.slice(0, -2));
+  const out = [...batch, as[as.length - 2], bs[bs.length - 1]];
+  if (a.shape.length === 1) out.splice(out.length - 2, 1);
+  if (b.shape.length === 1) out.splice(out.length - 1, 1);
+  return out;
+}
+
 const ONNX_TO_DTYPE: Record<number, DType> = {
   1: "F32",
   2: "U8",
@@ -221,16 +234,39 @@ export const SHAPE_RULES: Record<string, ShapeRule> = {
   MatMul: (ins) => {
     const a = req("MatMul", ins[0], 0), b = req("MatMul", ins[1], 1);
     if (a.dtype !== b.dtype) fail("MatMul", `dtypes differ (${a.dtype} vs ${b.dtype})`);
-    const as = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
-    const bs = b.shape.length === 1 ? [b.shape[0], 1] : b.shape;
-    const k1 = as[as.length - 1], k2 = bs[bs.length - 2];
-    if (!dimEqual(k1, k2)) fail("MatMul", `inner dims differ: [${a.shape}] x [${b.shape}]`);
-    const batch = broadcastShapes("MatMul", as.slice(0, -2), bs.slice(0, -2));
-    const out = [...batch, as[as.length - 2], bs[bs.length - 1]];
-    if (a.shape.length === 1) out.splice(out.length - 2, 1);
-    if (b.shape.length === 1) out.splice(out.length - 1, 1);
-    return [{ dtype: a.dtype, shape: out }];
+    return [{ dtype: a.dtype, shape: matmulShape("MatMul", a, b) }];
   },
+  /** uint8/int8 matrix product with int32 accumulation (numpy matmul shapes). */
+  MatMulInteger: (ins) => {
+    const a = req("MatMulInteger", ins[0], 0), b = req("MatMulInteger", ins[1], 1);
+    for (const v of [a, b]) if (v.dtype !== "U8" && v.dtype !== "I8") fail("MatMulInteger", `${v.dtype} is not 8-bit`);
+    return [{ dtype: "I32", shape: matmulShape("MatMulInteger", a, b) }];
+  },
+  /** x → (uint8 x, float32 scale [], uint8 zero point []). */
+  DynamicQuantizeLinear: (ins) => {
+    const x = req("DynamicQuantizeLinear", ins[0], 0);
+    if (x.dtype !== "F32") fail("DynamicQuantizeLinear", `input is ${x.dtype}, not F32`);
+    return [{ dtype: "U8", shape: [...x.shape] }, { dtype: "F32", shape: [] }, { dtype: "U8", shape: [] }];
+  },
+  /** alpha·A'·B' + beta·C for 2-D A, B (transA/transB). */
+  Gemm: (ins, attrs) => {
+    const a = req("Gemm", ins[0], 0), b = req("Gemm", ins[1], 1);
+    if (a.shape.length !== 2 || b.shape.length !== 2) {
+      fail("Gemm", `needs 2-D inputs, got [${a.shape}] and [${b.shape}]`);
+    }
+    const [m, k1] = intAttr(attrs, "transA", 0) ? [a.shape[1], a.shape[0]] : a.shape;
+    const [k2, n] = intAttr(attrs, "transB", 0) ? [b.shape[1], b.shape[0]] : b.shape;
+    if (!dimEqual(k1, k2)) fail("Gemm", `inner dims differ: [${a.shape}] x [${b.shape}]`);
+    return [{ dtype: a.dtype, shape: [m, n] }];
+  },
+  /** Y [x's shape], Mean and InvStdDev (x's shape with the normalised axes kept as 1). */
+  LayerNormalization: (ins, attrs) => {
+    const x = req("LayerNormalization", ins[0], 0);
+    const axis = normAxis("LayerNormalization", intAttr(attrs, "axis", -1), x.shape.length);
+    const stat = x.shape.map((d, i) => (i < axis ? d : 1));
+    return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: "F32", shape: stat }, { dtype: "F32", shape: [...stat] }];
+  },
+  Softmax: unary,
   Transpose: (ins, attrs) => {
     const x = ins[0]!;
     const perm = intsAttr(attrs, "perm") ?? x.shape.map((_, i) => x.shape.length - 1 - i);

@@ -98,6 +98,26 @@ export const WEBGPU_OPS: ReadonlySet<string> = new Set([
   "DequantizeLinear",
 ]);
 
+/**
+ * com.microsoft (contrib) op types the WebGPU provider registers (onnxruntime
+ * `onnxruntime/contrib_ops/webgpu/webgpu_contrib_kernels.cc`), those inference graphs may emit. Checked
+ * on onnxruntime-web 1.30 (llvmpipe): `MultiHeadAttention`'s `key_padding_mask` input is refused
+ * ("not implemented for webgpu", so graphs pass an attention bias), `Attention` with a `mask_index`
+ * runs on the CPU (with an attention bias on the GPU), and `SkipLayerNormalization` fails when its
+ * optional mean / inv_std_var outputs are used.
+ */
+export const WEBGPU_CONTRIB_OPS: ReadonlySet<string> = new Set([
+  "Attention",
+  "BiasAdd",
+  "BiasGelu",
+  "FastGelu",
+  "Gelu",
+  "MatMulNBits",
+  "MultiHeadAttention",
+  "QuickGelu",
+  "SkipLayerNormalization",
+]);
+
 /** Ops DESIGN.md §3 bans even where a kernel exists (CPU fallbacks or GPU→CPU copies). */
 export const BANNED_OPS: ReadonlySet<string> = new Set([
   "LogSoftmax",

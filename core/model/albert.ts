@@ -16,16 +16,21 @@ import { A, Graph, makeTensor, type Value } from "../graph/builder.ts";
 import type { Dim } from "../graph/shapes.ts";
 import { classifierHead, type Pooling, segmentWeights } from "./classifier.ts";
 import {
-  activation,
   layerNorm,
   linear,
+  linearAct,
   type ModelOptions,
+  MS_DOMAIN,
   type NormOptions,
+  type Quantize,
+  residualLayerNorm,
   type Semantics,
   softmax,
+  weightMatmul,
 } from "./layers.ts";
+import { derivedName } from "./quantize.ts";
 
-export type { ModelOptions, NormOptions, Semantics };
+export type { ModelOptions, NormOptions, Quantize, Semantics };
 
 /** How the batch enters the graph: UER (`src`, `seg` 1/2/0) or HF (`input_ids`, `token_type_ids`, `attention_mask`). */
 export type InputStyle = "uer" | "hf";
@@ -123,7 +128,47 @@ export function attentionBias(g: Graph, inp: AlbertInputs): Value {
   return g.unsqueeze(bias, [1, 2]); // [B,1,1,T]
 }
 
-/** One post-LN transformer layer (`<prefix>.self_attn/feed_forward/layer_norm_1/2`): [B,T,H] → [B,T,H]. */
+/**
+ * The attention bias the contrib kernels take, [B,1,T,T] (their `attention_bias` needs the query
+ * dim): [B,1,1,T] broadcast over the queries by adding zeros [B,1,T,1] (no Shape op, so the graph
+ * stays on the GPU).
+ */
+function queryBroadcastBias(g: Graph, bias: Value): Value {
+  return g.add(bias, g.transpose(g.mul(bias, 0), [0, 1, 3, 2])); // [B,1,1,T] + [B,1,T,1]
+}
+
+/**
+ * Self-attention with onnxruntime's kernels (`contribOps`): the context [B,S,H] before the output
+ * projection. fp32 with S = T: com.microsoft `Attention` (one GEMM with the packed q/k/v weight
+ * `<prefix>.self_attn#qkv_weight`); otherwise (int8 weights, or queries at some rows only)
+ * `MultiHeadAttention` on separately projected q [B,S,H], k and v [B,T,H], the biases added inside.
+ * `bias` [B,1,S,T] is added to the scores (0 or -10000, as in the composite form).
+ */
+function contribAttention(
+  g: Graph,
+  cfg: AlbertConfig,
+  prefix: string,
+  xq: Value,
+  k: Value,
+  v: Value,
+  bias: Value,
+  packed?: Value,
+): Value {
+  const H = cfg.hidden_size;
+  const attrs = { num_heads: A.int(cfg.heads_num) };
+  const shapes = [{ dtype: xq.dtype, shape: [...xq.shape] }];
+  const qkvBias = g.param(derivedName(`${prefix}.self_attn`, "qkv_bias"), [3 * H]);
+  if (packed) {
+    const w = g.param(derivedName(`${prefix}.self_attn`, "qkv_weight"), [H, 3 * H]);
+    return g.op("Attention", [packed, w, qkvBias, null, null, bias], attrs, { shapes, domain: MS_DOMAIN });
+  }
+  return g.op("MultiHeadAttention", [xq, k, v, qkvBias, null, bias], attrs, { shapes, domain: MS_DOMAIN });
+}
+
+/**
+ * One post-LN transformer layer (`<prefix>.self_attn/feed_forward/layer_norm_1/2`): [B,T,H] → [B,T,H].
+ * `bias` [B,1,1,T] (or [B,1,T,T] with `contribOps`, see `encoder`).
+ */
 export function transformerLayer(
   g: Graph,
   cfg: AlbertConfig,
@@ -133,10 +178,17 @@ export function transformerLayer(
   norm: ModelOptions,
 ): Value {
   const H = cfg.hidden_size, n = cfg.heads_num, d = H / n;
+  if (norm.contribOps) {
+    const proj = (i: number) => weightMatmul(g, `${prefix}.self_attn.linear_layers.${i}`, x, H, H, norm);
+    const ctx = norm.quantize
+      ? contribAttention(g, cfg, prefix, proj(0), proj(1), proj(2), bias)
+      : contribAttention(g, cfg, prefix, x, x, x, bias, x);
+    return layerTail(g, cfg, prefix, ctx, x, norm);
+  }
   const heads = (v: Value) => g.transpose(g.reshape(v, [0, 0, n, d]), [0, 2, 1, 3]); // [B,T,H] -> [B,n,T,d]
-  const q = heads(linear(g, `${prefix}.self_attn.linear_layers.0`, x, H, H));
-  const k = heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H));
-  const v = heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H));
+  const q = heads(linear(g, `${prefix}.self_attn.linear_layers.0`, x, H, H, norm));
+  const k = heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H, norm));
+  const v = heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H, norm));
   const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [B,n,T,T]
   let probs = softmax(g, g.add(scores, bias), norm.fusedOps);
   if (norm.dropout) probs = norm.dropout(probs); // UER MultiHeadedAttention: self.dropout(probs)
@@ -146,23 +198,21 @@ export function transformerLayer(
 
 /** Attention output projection, residual + LayerNorm, feed-forward, residual + LayerNorm: [...,H] → [...,H]. */
 function layerTail(g: Graph, cfg: AlbertConfig, prefix: string, ctx: Value, x: Value, norm: ModelOptions): Value {
-  const H = cfg.hidden_size;
-  const drop = (v: Value) => (norm.dropout ? norm.dropout(v) : v); // UER TransformerLayer dropout_1 / dropout_2
-  const attn = drop(linear(g, `${prefix}.self_attn.final_linear`, ctx, H, H));
-  const inter = layerNorm(g, `${prefix}.layer_norm_1`, g.add(attn, x), H, norm);
-  const ff1 = activation(
-    g,
-    cfg.hidden_act,
-    linear(g, `${prefix}.feed_forward.linear_1`, inter, H, cfg.feedforward_size),
-  );
-  const ff = drop(linear(g, `${prefix}.feed_forward.linear_2`, ff1, cfg.feedforward_size, H));
-  return layerNorm(g, `${prefix}.layer_norm_2`, g.add(ff, inter), H, norm);
+  const H = cfg.hidden_size, F = cfg.feedforward_size;
+  const out = `${prefix}.self_attn.final_linear`, ff2 = `${prefix}.feed_forward.linear_2`;
+  // UER TransformerLayer dropout_1 / dropout_2 (training graphs) sit inside residualLayerNorm.
+  const attn = weightMatmul(g, out, ctx, H, H, norm);
+  const inter = residualLayerNorm(g, `${prefix}.layer_norm_1`, attn, g.param(`${out}.bias`, [H]), x, H, norm);
+  const ff1 = linearAct(g, `${prefix}.feed_forward.linear_1`, cfg.hidden_act, inter, H, F, norm);
+  const ff = weightMatmul(g, ff2, ff1, F, H, norm);
+  return residualLayerNorm(g, `${prefix}.layer_norm_2`, ff, g.param(`${ff2}.bias`, [H]), inter, H, norm);
 }
 
 /**
  * `transformerLayer` evaluated at K rows only: queries, attention output and feed-forward for the
  * flat positions `pos` [K] (into B*T) of batch rows `rows` [K], keys/values for every position of
  * those rows. x [B,T,H] → [K,H], equal to `transformerLayer(...)` reshaped to [B*T,H] at `pos`.
+ * `bias` is the [B,1,1,T] form.
  */
 export function transformerLayerAtRows(
   g: Graph,
@@ -175,11 +225,18 @@ export function transformerLayerAtRows(
   rows: Value,
 ): Value {
   const H = cfg.hidden_size, n = cfg.heads_num, d = H / n;
-  const heads = (v: Value) => g.transpose(g.reshape(v, [0, 0, n, d]), [0, 2, 1, 3]); // [B,T,H] -> [B,n,T,d]
   const xq = g.gather(g.reshape(x, [-1, H]), pos); // [B*T,H] -> [K,H]
-  const q = g.reshape(linear(g, `${prefix}.self_attn.linear_layers.0`, xq, H, H), [-1, n, 1, d]); // [K,n,1,d]
-  const k = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H)), rows); // [K,n,T,d]
-  const v = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H)), rows); // [K,n,T,d]
+  if (norm.contribOps) {
+    const proj = (i: number, v: Value) => weightMatmul(g, `${prefix}.self_attn.linear_layers.${i}`, v, H, H, norm);
+    const q = g.unsqueeze(proj(0, xq), [1]); // [K,1,H]
+    const k = g.gather(proj(1, x), rows), v = g.gather(proj(2, x), rows); // [B,T,H] -> [K,T,H]
+    const ctx = contribAttention(g, cfg, prefix, q, k, v, g.gather(bias, rows)); // bias [K,1,1,T]
+    return layerTail(g, cfg, prefix, g.reshape(ctx, [-1, H]), xq, norm); // [K,1,H] -> [K,H]
+  }
+  const heads = (v: Value) => g.transpose(g.reshape(v, [0, 0, n, d]), [0, 2, 1, 3]); // [B,T,H] -> [B,n,T,d]
+  const q = g.reshape(linear(g, `${prefix}.self_attn.linear_layers.0`, xq, H, H, norm), [-1, n, 1, d]); // [K,n,1,d]
+  const k = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H, norm)), rows); // [K,n,T,d]
+  const v = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H, norm)), rows); // [K,n,T,d]
   const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [K,n,1,T]
   const probs = softmax(g, g.add(scores, g.gather(bias, rows)), norm.fusedOps); // bias [B,1,1,T] -> [K,1,1,T]
   const ctx = g.reshape(g.matmul(probs, v), [-1, H]); // [K,n,1,d] -> [K,H]
@@ -195,14 +252,15 @@ export function encoder(
   norm: ModelOptions,
 ): { projectedEmbedding: Value; layerOutputs: Value[] } {
   const projected = cfg.factorized_embedding_parameterization
-    ? linear(g, "encoder.linear", emb, cfg.emb_size, cfg.hidden_size)
+    ? linear(g, "encoder.linear", emb, cfg.emb_size, cfg.hidden_size, norm)
     : emb;
   const layerOutputs: Value[] = [];
   let h = projected;
+  const layerBias = norm.contribOps ? queryBroadcastBias(g, bias) : bias; // [B,1,T,T] once for every layer
   for (let i = 0; i < cfg.layers_num; i++) {
     // Same prefix every layer = parameter sharing (Graph.param returns the same values).
     const prefix = cfg.parameter_sharing ? "encoder.transformer" : `encoder.transformer.${i}`;
-    h = transformerLayer(g, cfg, prefix, h, bias, norm);
+    h = transformerLayer(g, cfg, prefix, h, layerBias, norm);
     layerOutputs.push(h);
   }
   return { projectedEmbedding: projected, layerOutputs };
@@ -211,17 +269,22 @@ export function encoder(
 /** MLM head (`target.mlm.*`): h [...,H] → transform [...,E'] and logits [...,V]. */
 export function mlmHead(g: Graph, cfg: AlbertConfig, h: Value, norm: NormOptions): { transform: Value; logits: Value } {
   const E = cfg.factorized_embedding_parameterization ? cfg.emb_size : cfg.hidden_size;
-  const t = activation(g, cfg.hidden_act, linear(g, "target.mlm.linear_1", h, cfg.hidden_size, E));
+  const t = linearAct(g, "target.mlm.linear_1", cfg.hidden_act, h, cfg.hidden_size, E, norm);
   const transform = layerNorm(g, "target.mlm.layer_norm", t, E, norm);
-  return { transform, logits: linear(g, "target.mlm.linear_2", transform, E, vocabSize(cfg)) };
+  return { transform, logits: linear(g, "target.mlm.linear_2", transform, E, vocabSize(cfg), norm) };
 }
 
 /** SOP head (`target.sp.*`): pooled = tanh(linear_1(h[:,0])) [B,H], logits [B,2]. */
-export function sopHead(g: Graph, cfg: AlbertConfig, h: Value): { pooled: Value; logits: Value } {
+export function sopHead(
+  g: Graph,
+  cfg: AlbertConfig,
+  h: Value,
+  norm?: NormOptions,
+): { pooled: Value; logits: Value } {
   const H = cfg.hidden_size;
   const first = g.gather(h, g.scalar(0, "I64"), 1); // [B,T,H] -> [B,H]
-  const pooled = g.tanh(linear(g, "target.sp.linear_1", first, H, H));
-  return { pooled, logits: linear(g, "target.sp.linear_2", pooled, H, 2) };
+  const pooled = g.tanh(linear(g, "target.sp.linear_1", first, H, H, norm));
+  return { pooled, logits: linear(g, "target.sp.linear_2", pooled, H, 2, norm) };
 }
 
 /** The whole backbone on `g`: inputs, embedding, encoder. Heads are added by the caller. */
@@ -331,12 +394,12 @@ export function inferenceGraph(cfg: AlbertConfig, opts: InferenceGraphOptions): 
       throw new RangeError("Cannot output classifier_logits: no classifier options (labels, pooling)");
     }
     const { labelsNum, pooling } = opts.classifier;
-    const { logits } = classifierHead(g, cfg, a.encoderOutput, segmentWeights(g, a.inputs), labelsNum, pooling);
+    const { logits } = classifierHead(g, cfg, a.encoderOutput, segmentWeights(g, a.inputs), labelsNum, pooling, opts);
     out("classifier_logits", () => logits);
     out("classifier_probs", () => softmax(g, logits, true));
   }
   if (want.has("pooled_output") || want.has("sop_logits")) {
-    const sop = sopHead(g, cfg, a.encoderOutput);
+    const sop = sopHead(g, cfg, a.encoderOutput, opts);
     out("pooled_output", () => sop.pooled);
     out("sop_logits", () => sop.logits);
   }

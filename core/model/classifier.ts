@@ -17,7 +17,7 @@
  */
 import type { AlbertConfig } from "../config.ts";
 import { type Graph, makeTensor, type Value } from "../graph/builder.ts";
-import { linear } from "./layers.ts";
+import { linear, type NormOptions } from "./layers.ts";
 
 /** UER-py's `--pooling` choices. */
 export type Pooling = "first" | "last" | "mean" | "max";
@@ -96,10 +96,11 @@ export function classifierHead(
   segF: Value,
   labelsNum: number,
   type: Pooling,
+  opts?: NormOptions,
 ): ClassifierOutputs {
   const H = cfg.hidden_size;
-  const hidden = g.tanh(linear(g, "output_layer_1", pooling(g, h, segF, type), H, H));
-  return { hidden, logits: linear(g, "output_layer_2", hidden, H, labelsNum) };
+  const hidden = g.tanh(linear(g, "output_layer_1", pooling(g, h, segF, type), H, H, opts));
+  return { hidden, logits: linear(g, "output_layer_2", hidden, H, labelsNum, opts) };
 }
 
 /** The classifier's own parameters (UER names and shapes), after the backbone's. */

@@ -4,19 +4,22 @@
  * `scripts/extract_features.py`) and text classification with a fine-tuned classifier (HF
  * `TextClassificationPipeline`, UER-py `inference/run_classifier_infer.py`). One session per task (params baked in as initializers so
  * onnxruntime can fold and pre-pack them; on WebGPU one per padded length, see `AlbertPipeline`);
- * texts run in batches padded to their longest row.
+ * texts run sorted by length in batches padded to their longest row (core/model/batching.ts), results
+ * in input order.
  * Fill-mask computes the last layer's queries/feed-forward and the MLM head only at the [MASK] rows.
  * Browser compatible: no Deno APIs (files are read by cli/infer.ts).
  * @module
  */
 import type { AlbertConfig } from "../config.ts";
 import { toOnnx } from "../graph/onnx_proto.ts";
-import { createSession, type Device, pickBackend, type Placement, type Session } from "../runtime/mod.ts";
+import { type Backend, createSession, type Device, pickBackend, type Placement, type Session } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
 import type { BertTokenizer } from "../tokenizer/bert_tokenizer.ts";
 import { type AlbertOutput, inferenceGraph } from "./albert.ts";
 import type { Pooling } from "./classifier.ts";
-import { type Semantics, softmax } from "./layers.ts";
+import { type Quantize, type Semantics, softmax } from "./layers.ts";
+import { planBatches } from "./batching.ts";
+import { deriveParams } from "./quantize.ts";
 
 /** A model as `convert/mod.ts` `loadModel()` returns it (UER names). */
 export interface PipelineModel {
@@ -60,6 +63,13 @@ export interface BatchOptions {
   warn?: (line: string) => void;
   /** If given, each stage's time is added to it. */
   timings?: PipelineTimings;
+  /**
+   * Run the rows sorted by token count, so each batch is padded only to its own longest row
+   * (core/model/batching.ts; default true). Results are in input order either way.
+   */
+  sortByLength?: boolean;
+  /** Called after each batch with the number of texts done and the total. */
+  progress?: (done: number, total: number) => void;
 }
 
 /** Features of one text. */
@@ -82,6 +92,23 @@ export interface PipelineOptions {
   reportPlacement?: boolean;
   /** text-classification: the classifier's pooling (UER-py `--pooling`, default first). */
   pooling?: Pooling;
+  /**
+   * Weights the sessions compute with: `fp32` (default), or `q8` — int8 per output row for every
+   * linear of encoder and heads (core/model/quantize.ts), run as `DynamicQuantizeLinear` + `MatMulInteger`
+   * on the CPU and wasm, as 8-bit `MatMulNBits` on WebGPU (its only quantized matmul kernel).
+   */
+  dtype?: Dtype;
+  /** onnxruntime's fused com.microsoft kernels (attention, skip LayerNorm, bias GELU; default true), or standard ONNX ops only. */
+  fused?: boolean;
+}
+
+/** Weight precision of an inference graph (transformers.js' names). */
+export type Dtype = "fp32" | "q8";
+
+/** How `dtype` is lowered on a backend. */
+export function quantizeFor(dtype: Dtype, backend: Backend): Quantize | undefined {
+  if (dtype === "fp32") return undefined;
+  return backend === "webgpu" ? "matmul-nbits" : "matmul-integer";
 }
 
 type Task = "fill-mask" | "feature-extraction" | "text-classification";
@@ -122,7 +149,7 @@ const now = () => performance.now();
  */
 export class AlbertPipeline {
   #sessions = new Map<string, Promise<Session>>();
-  #backend?: Promise<Device>;
+  #backend?: Promise<Backend>;
   private constructor(
     readonly model: PipelineModel,
     readonly tokenizer: BertTokenizer,
@@ -131,6 +158,8 @@ export class AlbertPipeline {
     readonly log?: (line: string) => void,
     readonly reportPlacement = false,
     readonly pooling: Pooling = "first",
+    readonly dtype: Dtype = "fp32",
+    readonly fused = true,
   ) {}
 
   /** Checks the vocab against the embedding and prepares the pipeline (sessions start lazily). */
@@ -149,16 +178,19 @@ export class AlbertPipeline {
       opts.log,
       opts.reportPlacement,
       opts.pooling,
+      opts.dtype,
+      opts.fused,
     );
   }
 
   /**
-   * The ONNX model (params baked in) of one task; `seq` fixes the sequence length (no `Shape` op).
-   * Inference-only fused ops (LayerNormalization, Softmax) are used. Fill-mask computes the last
-   * layer and the MLM head at the `mlm_positions` rows only (inputs `mlm_positions`, `mlm_rows`) and
-   * outputs `mlm_logits` and `mlm_probs` (their softmax over the vocab), both [K,V].
+   * The ONNX model (params baked in) of one task on `backend`; `seq` fixes the sequence length (no
+   * `Shape` op). Inference-only fused ops (LayerNormalization, Softmax, and onnxruntime's contrib
+   * kernels unless `fused` is false) are used, and int8 weights for `dtype` q8. Fill-mask computes the
+   * last layer and the MLM head at the `mlm_positions` rows only (inputs `mlm_positions`, `mlm_rows`)
+   * and outputs `mlm_logits` and `mlm_probs` (their softmax over the vocab), both [K,V].
    */
-  onnxModel(task: Task, seq?: number): Uint8Array {
+  onnxModel(task: Task, seq?: number, backend: Backend = "cpu"): Uint8Array {
     const m = this.model;
     const outputs: AlbertOutput[] = task === "fill-mask"
       ? ["mlm_logits"]
@@ -176,13 +208,15 @@ export class AlbertPipeline {
       mlmPositions: task === "fill-mask",
       lastLayerAtPositions: task === "fill-mask",
       fusedOps: true,
+      contribOps: this.fused,
+      quantize: quantizeFor(this.dtype, backend),
       ...(seq ? { seq } : {}),
     });
     if (task === "fill-mask") {
       // The softmax runs in onnxruntime (vectorized) rather than as V Math.exp calls per mask in JS.
       g.output(softmax(g, g.outputs().find((v) => v.name === "mlm_logits")!, true), "mlm_probs");
     }
-    return toOnnx(g, { initializers: m.params }).model;
+    return toOnnx(g, { initializers: deriveParams(g, m.params) }).model;
   }
 
   /** Whether the model has a pooler (`target.sp.linear_1`; AlbertForMaskedLM folders have none). */
@@ -191,7 +225,7 @@ export class AlbertPipeline {
   }
 
   /** The backend `device` resolves to (asked once). */
-  #resolvedDevice(): Promise<Device> {
+  #resolvedDevice(): Promise<Backend> {
     if (!this.#backend) {
       const d = this.device;
       this.#backend = d === "auto" || d === "webgpu" ? pickBackend(d, this.log) : Promise.resolve(d);
@@ -222,7 +256,7 @@ export class AlbertPipeline {
       this.#sessions.set(key, s);
       return s;
     }
-    s = createSession(this.onnxModel(task, seq), {
+    s = createSession(this.onnxModel(task, seq, device), {
       device,
       threads: this.threads,
       log: this.log,
@@ -303,9 +337,10 @@ export class AlbertPipeline {
     });
     if (tm) tm.tokenize += now() - t0;
     const V = this.tokenizer.vocab.size;
-    const results: FillMaskPrediction[][][] = [];
-    for (let start = 0; start < enc.length; start += opts.batchSize) {
-      const batch = enc.slice(start, start + opts.batchSize);
+    const results: FillMaskPrediction[][][] = new Array(enc.length);
+    let done = 0;
+    for (const rowsOf of planBatches(enc.map((e) => e.ids.length), opts.batchSize, opts.sortByLength ?? true)) {
+      const batch = rowsOf.map((i) => enc[i]);
       const width = await this.paddedLength(Math.max(...batch.map((e) => e.ids.length)));
       const session = await this.session("fill-mask", width);
       t0 = now();
@@ -329,7 +364,7 @@ export class AlbertPipeline {
       let k = 0;
       batch.forEach((e, r) => {
         const single = masks[r].length === 1;
-        results.push(masks[r].map((p) => {
+        results[rowsOf[r]] = masks[r].map((p) => {
           const row = probs.subarray(k * V, (k + 1) * V);
           k++;
           return topKIds(row, topK).map((id) => {
@@ -343,10 +378,11 @@ export class AlbertPipeline {
               sequence: this.tokenizer.decode(tokens, { skipSpecialTokens: single }),
             };
           });
-        }));
+        });
       });
       t1 = now();
       if (tm) tm.post += t1 - t0;
+      opts.progress?.(done += batch.length, enc.length);
     }
     return results;
   }
@@ -358,9 +394,10 @@ export class AlbertPipeline {
     const enc = this.#encode(inputs, opts);
     if (tm) tm.tokenize += now() - t0;
     const H = this.model.config.hidden_size;
-    const out: TextFeatures[] = [];
-    for (let start = 0; start < enc.length; start += opts.batchSize) {
-      const batch = enc.slice(start, start + opts.batchSize);
+    const out: TextFeatures[] = new Array(enc.length);
+    let done = 0;
+    for (const rowsOf of planBatches(enc.map((e) => e.ids.length), opts.batchSize, opts.sortByLength ?? true)) {
+      const batch = rowsOf.map((i) => enc[i]);
       const width = await this.paddedLength(Math.max(...batch.map((e) => e.ids.length)));
       const session = await this.session("feature-extraction", width);
       t0 = now();
@@ -373,14 +410,15 @@ export class AlbertPipeline {
       const h = res.encoder_output.data as Float32Array, pooled = res.pooled_output?.data as Float32Array | undefined;
       batch.forEach((e, r) => {
         const L = e.ids.length;
-        out.push({
+        out[rowsOf[r]] = {
           length: L,
           lastHiddenState: h.slice(r * width * H, (r * width + L) * H),
           pooledOutput: pooled?.slice(r * H, (r + 1) * H),
-        });
+        };
       });
       t1 = now();
       if (tm) tm.post += t1 - t0;
+      opts.progress?.(done += batch.length, enc.length);
     }
     return out;
   }
@@ -397,16 +435,18 @@ export class AlbertPipeline {
     }
     const enc = this.#encode(inputs, opts);
     const C = this.model.params.get("output_layer_2.weight")!.shape[0];
-    const out: Classification[] = [];
-    for (let start = 0; start < enc.length; start += opts.batchSize) {
-      const batch = enc.slice(start, start + opts.batchSize);
+    const out: Classification[] = new Array(enc.length);
+    let done = 0;
+    for (const rowsOf of planBatches(enc.map((e) => e.ids.length), opts.batchSize, opts.sortByLength ?? true)) {
+      const batch = rowsOf.map((i) => enc[i]);
       const width = await this.paddedLength(Math.max(...batch.map((e) => e.ids.length)));
       const session = await this.session("text-classification", width);
       const res = await session.run(this.#feeds(batch, width), ["classifier_logits", "classifier_probs"]);
       const logits = res.classifier_logits.data as Float32Array, probs = res.classifier_probs.data as Float32Array;
-      batch.forEach((_, r) =>
-        out.push({ logits: logits.slice(r * C, (r + 1) * C), probs: probs.slice(r * C, (r + 1) * C) })
-      );
+      rowsOf.forEach((i, r) => {
+        out[i] = { logits: logits.slice(r * C, (r + 1) * C), probs: probs.slice(r * C, (r + 1) * C) };
+      });
+      opts.progress?.(done += batch.length, enc.length);
     }
     return out;
   }
