@@ -3,8 +3,8 @@
  * reference google_zh_vocab, texts of a given token count, a transformers.js folder of a model, medians,
  * and a PyTorch fill-mask / feature step the bench writes itself (an HF-transformers-style
  * `AlbertForMaskedLM` forward in plain torch: eager attention, logits at every position as HF's
- * FillMaskPipeline computes them), run as a long-lived `/usr/bin/python3` process (Debian's
- * python3-torch) that answers one request per line, so its reps interleave with ours. Debian's torch 1.13
+ * FillMaskPipeline computes them), run as a long-lived process of `torchPython()` (`UER_TS_PYTHON`, Debian's
+ * `/usr/bin/python3` with python3-torch, `python3`) that answers one request per line, so its reps interleave with ours. Debian's torch 1.13
  * multiplies through OpenBLAS (`BLAS_INFO=generic`), not MKL as pip's wheels do: a weaker baseline than
  * the pip transformers + torch DESIGN.md §7 measured.
  * Not browser compatible (files, subprocesses).
@@ -17,6 +17,7 @@ import type { Tensor } from "../core/tensor.ts";
 import type { Vocab } from "../core/tokenizer/vocab.ts";
 import { nameTable } from "../convert/names.ts";
 import { refPath } from "../tests/reference.ts";
+import { torchPython } from "./_torch_albert.ts";
 
 /** Random parameters (uniform ±0.02, LayerNorm gammas 1) for every UER name of `cfg`, seeded. */
 export function randomParams(cfg: AlbertConfig, vocab: number, seed = 7): Map<string, Tensor> {
@@ -74,7 +75,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(int(sys.argv[3]))
+# torch's own thread count left as is (see bench/_torch_albert.ts: set_num_threads(2) next to OpenBLAS's
+# threads made steps several times slower here); the GEMMs run on OpenBLAS with OPENBLAS_NUM_THREADS.
 man = json.load(open(sys.argv[1]))
 blob = np.fromfile(sys.argv[2], dtype=np.float32)
 P = {n: torch.from_numpy(blob[o:o + int(np.prod(s))].reshape(s)) for n, (s, o) in man["params"].items()}
@@ -140,18 +142,12 @@ export interface TorchStep {
   close(): Promise<void>;
 }
 
-/** Starts the PyTorch step on `model` (HF semantics) with `threads` intra-op threads. */
+/** Starts the PyTorch step on `model` (HF semantics) with `threads` BLAS threads (`torchPython()`'s python). */
 export async function startTorch(model: PipelineModel, threads: number, dir: string): Promise<TorchStep | undefined> {
-  const python = "/usr/bin/python3";
-  let version: string;
-  try {
-    const v = await new Deno.Command(python, { args: ["-c", "import torch; print(torch.__version__)"], stderr: "null" })
-      .output();
-    if (!v.success) return undefined;
-    version = new TextDecoder().decode(v.stdout).trim();
-  } catch {
-    return undefined;
-  }
+  const python = await torchPython();
+  if (!python) return undefined;
+  const v = await new Deno.Command(python, { args: ["-c", "import torch; print(torch.__version__)"] }).output();
+  const version = new TextDecoder().decode(v.stdout).trim();
   const manifest: Record<string, [number[], number]> = {};
   let total = 0;
   for (const [k, t] of model.params) {
@@ -167,12 +163,12 @@ export async function startTorch(model: PipelineModel, threads: number, dir: str
   await Deno.writeFile(`${dir}/torch_params.f32`, new Uint8Array(blob.buffer));
   await Deno.writeTextFile(`${dir}/torch_step.py`, TORCH_STEP);
   const proc = new Deno.Command(python, {
-    args: [`${dir}/torch_step.py`, `${dir}/torch_manifest.json`, `${dir}/torch_params.f32`, String(threads)],
+    args: [`${dir}/torch_step.py`, `${dir}/torch_manifest.json`, `${dir}/torch_params.f32`],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
-    // torch's OpenMP and the BLAS Debian links it with get the same thread count as onnxruntime.
-    env: { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) },
+    // The BLAS Debian links torch with gets the thread count onnxruntime has.
+    env: { OPENBLAS_NUM_THREADS: String(threads) },
   }).spawn();
   const writer = proc.stdin.getWriter();
   const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();

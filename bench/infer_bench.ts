@@ -14,10 +14,13 @@
  *   (`onnx/model.onnx`) and `dtype: "q8"` (`onnx/model_quantized.onnx`); it computes logits at
  *   every position;
  * - torch: an HF-transformers-style `AlbertForMaskedLM` step (bench/_albert_base.ts) in PyTorch on
- *   `/usr/bin/python3`, same threads, same weights; its top-5 is checked against ours.
+ *   `torchPython()` (Debian's `/usr/bin/python3`), same weights; its top-5 probabilities are checked against ours.
  * Each rep also records the process CPU time (user + sys, all threads), which load from other
  * processes disturbs far less than wall time: on a shared box the CPU ratio is the steadier figure.
- * Prints a table; never fails on time. Run: `deno run -A bench/infer_bench.ts [--reps N] [--shapes 8x128,…]`.
+ * With `--device webgpu` only our three pipelines run (on onnxruntime-web's WebGPU provider), and the bench
+ * prints where each session's nodes were placed (the GPU script runs this on a real GPU).
+ * Prints a table; never fails on time.
+ * Run: `deno run -A bench/infer_bench.ts [--reps N] [--shapes 8x128,…] [--device cpu|webgpu]`.
  * @module
  */
 import process from "node:process";
@@ -82,8 +85,10 @@ export async function inferBench(args: string[] = []): Promise<{ rows: InferBenc
   const { model, vocab } = await albertBase();
   const cfg = model.config;
   const tok = new BertTokenizer(vocab, { mode: "hf" });
+  const device = (argValue(args, "--device") ?? "cpu") as "cpu" | "webgpu";
+  const gpu = device === "webgpu";
   const make = (dtype: Dtype, fused: boolean) =>
-    AlbertPipeline.create(model, tok, { device: "cpu", threads: THREADS, log: () => {}, dtype, fused });
+    AlbertPipeline.create(model, tok, { device, threads: THREADS, log: () => {}, dtype, fused, reportPlacement: gpu });
   const pipes = { today: make("fp32", false), fused: make("fp32", true), q8: make("q8", true) };
   const batches = new Map(shapes.map(([B, T]) => [`${B}×${T}`, maskedTexts(B, T).map((a): TextInput => ({ a }))]));
   const run = (p: AlbertPipeline, inputs: TextInput[], timings?: PipelineTimings) =>
@@ -92,7 +97,7 @@ export async function inferBench(args: string[] = []): Promise<{ rows: InferBenc
   const rssOurs = peakRssMb();
 
   // Raw: the fused pipeline's own onnxruntime-node session (one serves every shape on the CPU).
-  const raw = (await pipes.fused.session("fill-mask", 16)).handle as ort.InferenceSession;
+  const raw = gpu ? undefined : (await pipes.fused.session("fill-mask", 16)).handle as ort.InferenceSession;
 
   // transformers.js: the same weights exported in its layout (logits at every position, as it needs).
   const dir = await Deno.makeTempDir();
@@ -105,22 +110,25 @@ export async function inferBench(args: string[] = []): Promise<{ rows: InferBenc
   env.allowRemoteModels = false;
   env.localModelPath = `${dir}/`;
   const { executionProviders: _, ...tjsOptions } = nodeSessionOptions({ threads: THREADS });
-  const tjs = {
+  // On WebGPU only our pipelines run (the GPU script measures its own PyTorch CUDA step).
+  const tjs = gpu ? undefined : {
     fp32: await pipeline("fill-mask", "base", { dtype: "fp32", device: "cpu", session_options: tjsOptions }),
     q8: await pipeline("fill-mask", "base", { dtype: "q8", device: "cpu", session_options: tjsOptions }),
   };
-  const torch = await startTorch(model, THREADS, dir);
+  const torch = gpu ? undefined : await startTorch(model, THREADS, dir);
 
   console.log(
     `infer bench: ALBERT-base shape (E${cfg.emb_size} H${cfg.hidden_size} L${cfg.layers_num} F${cfg.feedforward_size} ` +
-      `V${vocab.size}, ${cfg.hidden_act}), random weights, fill-mask top-5, CPU, ${THREADS} intra-op threads, no spinning`,
+      `V${vocab.size}, ${cfg.hidden_act}), random weights, fill-mask top-5, ` +
+      (gpu ? "WebGPU (onnxruntime-web)" : `CPU, ${THREADS} intra-op threads, no spinning`),
   );
   console.log(
     "ours = AlbertPipeline end to end: tokenize → feeds → run (softmax in the graph) → top-k → JSON objects; " +
       "raw = session.run with ready feeds; tjs = transformers.js pipeline, same weights",
   );
-  if (!torch) console.log("torch: /usr/bin/python3 has no torch (Debian python3-torch); its row is left out");
-  else console.log(`torch ${torch.version} (/usr/bin/python3), ${THREADS} threads, timed inside python`);
+  if (!torch && !gpu) {
+    console.log("torch: no python with torch (UER_TS_PYTHON, /usr/bin/python3, python3); its row is left out");
+  } else if (torch) console.log(`torch ${torch.version}, OpenBLAS ${THREADS} threads, timed inside python`);
   const rows: InferBenchRow[] = [];
   for (const [B, T] of shapes) {
     const shape = `${B}×${T}`;
@@ -152,9 +160,13 @@ export async function inferBench(args: string[] = []): Promise<{ rows: InferBenc
         return run(pipes.fused, inputs, t).then(() => {});
       },
       q8: () => run(pipes.q8, inputs).then(() => {}),
-      raw: () => raw.run(feeds, ["mlm_probs"]).then(() => {}),
-      "tjs fp32": () => tjs.fp32(tjsInput, { top_k: 5 }).then(() => {}),
-      "tjs q8": () => tjs.q8(tjsInput, { top_k: 5 }).then(() => {}),
+      ...(raw ? { raw: () => raw.run(feeds, ["mlm_probs"]).then(() => {}) } : {}),
+      ...(tjs
+        ? {
+          "tjs fp32": () => tjs.fp32(tjsInput, { top_k: 5 }).then(() => {}),
+          "tjs q8": () => tjs.q8(tjsInput, { top_k: 5 }).then(() => {}),
+        }
+        : {}),
       ...(torch
         ? {
           torch: async () => {
@@ -244,9 +256,21 @@ export async function inferBench(args: string[] = []): Promise<{ rows: InferBenc
     `peak RSS: ${rssOurs.toFixed(0)} MB after our three pipelines ran every shape; ` +
       `${rssAll.toFixed(0)} MB with the transformers.js sessions loaded too (whole process)`,
   );
+  if (gpu) {
+    // Which nodes onnxruntime-web left on the CPU, per pipeline and padded length.
+    for (const [name, p] of Object.entries(pipes)) {
+      for (const { session, placement } of await p.placements()) {
+        const cpuNodes = placement?.nodes.CPUExecutionProvider ?? [];
+        console.log(
+          `placement ${name} ${session}: ${JSON.stringify(placement?.counts)}` +
+            (cpuNodes.length ? ` on the CPU: ${cpuNodes.join(", ")}` : ""),
+        );
+      }
+    }
+  }
   for (const p of Object.values(pipes)) await p.release();
-  await tjs.fp32.dispose();
-  await tjs.q8.dispose();
+  await tjs?.fp32.dispose();
+  await tjs?.q8.dispose();
   await torch?.close();
   await Deno.remove(dir, { recursive: true });
   return { rows, peakRssMb: { ours: Math.round(rssOurs), all: Math.round(rssAll) } };
