@@ -19,6 +19,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   "infer-throughput": async () => (await import("./infer_throughput_bench.ts")).inferThroughputBench,
   "infer-q8-accuracy": async () => (await import("./infer_q8_accuracy_bench.ts")).inferQ8AccuracyBench,
   dataset: async () => (await import("./dataset_codec_bench.ts")).datasetCodecBench,
+  webgpu_step: async () => (await import("./webgpu_step_bench.ts")).webgpuStepBench,
 };
 
 if (import.meta.main) {

@@ -1,0 +1,78 @@
+/**
+ * The issue's hardware-independent counts for one optimizer step of the reference tiny config
+ * (2 layer applications, batch 4, seq 64) on the executor, counted from outside by wrapping the WebGPU
+ * prototypes (`WebGpuRecorder`): one submit and no readback on a step that does not report, one more
+ * submit and one readback on a step that does; at most 150 dispatches; the host writes only the batch
+ * (two writes, into alternating slots) while parameters, moments and gradients stay on the device.
+ */
+import assert from "node:assert/strict";
+import { statefulStepGraph, stepFeeds, syntheticBatch, tinyConfigLayers } from "../../tests/webgpu_steps.ts";
+import { probeWebGpu } from "../runtime/mod.ts";
+import { initParams } from "../train/trainer.ts";
+import { defaultMaskedSlots } from "../train/training_graph.ts";
+import { WebGpuRecorder } from "./instrument.ts";
+import { WebGpuStateStore } from "./state_store.ts";
+
+const gpu = await probeWebGpu();
+
+Deno.test({
+  name:
+    "an optimizer step of the 2-layer tiny config: 1 submit, no readback, ≤ 150 dispatches, 2 batch writes in alternating slots",
+  ignore: !gpu.available,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const rec = WebGpuRecorder.install();
+    const cfg = await tinyConfigLayers(2);
+    const B = 4, T = 64, K = defaultMaskedSlots(B, T);
+    const { graph, params, outputs } = statefulStepGraph(cfg, B, T, K);
+    const store = await WebGpuStateStore.create();
+    try {
+      const init = initParams(cfg, 7);
+      let stateBytes = 0;
+      for (const { name, shape } of params) {
+        const z = { dtype: "F32" as const, shape, data: new Float32Array(init.get(name)!.data.length) };
+        store.write(name, init.get(name)!);
+        store.write(`adam_m.${name}`, z);
+        store.write(`adam_v.${name}`, z);
+        stateBytes += 3 * z.data.length * 4;
+      }
+      store.write("stats", { dtype: "F32", shape: [1, 5], data: new Float32Array(5) });
+      const prog = await store.compile(graph, { outputs });
+      await store.sync();
+      const steps = [0, 1, 2].map((s) => stepFeeds(syntheticBatch(B, T, cfg.vocab_size!, s), K, 1e-3));
+      const batchBytes = Object.values(steps[0]).reduce((a, t) => a + t.data.byteLength, 0);
+      const offsets: number[] = [];
+      for (const feeds of steps) {
+        rec.reset();
+        await store.run(prog, feeds);
+        const c = rec.counts();
+        assert.equal(c.submits, 1, "one submit per step");
+        assert.equal(c.mapAsyncs, 0, "no readback on a step that does not report");
+        assert.ok(c.dispatches <= 150, `${c.dispatches} dispatches`);
+        assert.equal(c.dispatches, prog.dispatches);
+        assert.equal(c.writeBuffers, 2, "the batch's int and float inputs, nothing else");
+        // The batch (+ the ids sorted for the embedding gradients, its padding): far below the state.
+        assert.ok(c.writeBytes >= batchBytes && c.writeBytes < 4 * batchBytes + 4096, `${c.writeBytes} bytes written`);
+        assert.ok(c.writeBytes * 50 < stateBytes);
+        offsets.push(...c.writes.map((w) => w.offset));
+      }
+      // Double-buffered inputs: consecutive steps write different slots, every other step the same.
+      assert.notDeepEqual(offsets.slice(0, 2), offsets.slice(2, 4));
+      assert.deepEqual(offsets.slice(0, 2), offsets.slice(4, 6));
+      // A report: one more submit and one readback of the statistics (20 bytes), not of the state.
+      rec.reset();
+      const stats = (await store.read(["stats"])).get("stats")!.data as Float32Array;
+      const c = rec.counts();
+      assert.equal(c.submits, 1);
+      assert.equal(c.mapAsyncs, 1);
+      assert.equal(c.mapBytes, 20);
+      assert.ok(stats[0] > 3 * 9 && stats[0] < 3 * 12, `summed loss ${stats[0]} over 3 steps`);
+      assert.ok(Math.abs(stats[0] - stats[1] - stats[2]) < 1e-3, "loss = loss_mlm + loss_sp summed");
+      console.log(`${prog.dispatches} dispatches, ${prog.pipelines} pipelines, ${c.mapBytes} bytes read at a report`);
+    } finally {
+      await store.dispose();
+      rec.uninstall();
+    }
+  },
+});
