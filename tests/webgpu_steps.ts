@@ -1,7 +1,7 @@
 /**
- * Shared by the WebGPU counting test (core/webgpu/counts_test.ts) and bench/webgpu_step_bench.ts:
- * UER-shaped synthetic batches, their step feeds, and a pretraining step graph whose statistics are
- * summed on the device (state `stats`, read only when asked), as the trainer's step graphs do.
+ * Shared by the WebGPU counting test (core/webgpu/counts_test.ts), the lowering test and
+ * bench/webgpu_step_bench.ts: UER-shaped synthetic batches and the pretraining optimizer step graph
+ * (its statistics summed on the device in the state `stats`, read only when asked) with its feeds.
  * Not browser compatible (reads the reference config).
  * @module
  */
@@ -9,8 +9,12 @@ import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
 import type { Graph } from "../core/graph/builder.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { adamwScalars } from "../core/train/adamw.ts";
-import type { Batch } from "../core/train/trainer.ts";
-import { STAT_OUTPUTS, trainingGraph } from "../core/train/training_graph.ts";
+import type { Batch } from "../core/train/loader.ts";
+import { defaultMaskedSlots, pretrainTask } from "../core/train/pretrain_task.ts";
+import type { StateStore } from "../core/train/state_store.ts";
+import type { ParamSpec, StepShape, TrainTask } from "../core/train/task.ts";
+import { initParams } from "../core/train/trainer.ts";
+import { names, stepGraph } from "../core/train/training_graph.ts";
 import { refPath } from "./reference.ts";
 
 /** The reference albert-tiny config (../shared/reference/albert-tiny) with `layers` layer applications. */
@@ -49,53 +53,47 @@ export function syntheticBatch(batchSize: number, seqLength: number, vocab: numb
   return { src, seg, tgtMlm, tgtSop, batchSize, seqLength };
 }
 
-/** The host feeds of one optimizer step on `b` with `K` MLM slots at learning rate `lr`. */
-export function stepFeeds(b: Batch, K: number, lr: number): Record<string, Tensor> {
-  const B = b.batchSize, T = b.seqLength;
-  const pos = new Int32Array(K), lab = new Int32Array(K), w = new Float32Array(K);
-  let k = 0;
-  for (let i = 0; i < b.tgtMlm.length && k < K; i++) {
-    if (b.tgtMlm[i] > 0) {
-      pos[k] = i;
-      lab[k] = b.tgtMlm[i];
-      w[k++] = 1;
-    }
-  }
-  const { negLr, negLrWd } = adamwScalars(lr);
-  const t = (dtype: Tensor["dtype"], shape: number[], data: Tensor["data"]): Tensor => ({ dtype, shape, data });
-  return {
-    src: t("I32", [B, T], b.src),
-    seg: t("I32", [B, T], b.seg),
-    mlm_positions: t("I32", [K], pos),
-    mlm_labels: t("I32", [K], lab),
-    mlm_weights: t("F32", [K], w),
-    sop_labels: t("I32", [B], b.tgtSop),
-    sop_weights: t("F32", [B], new Float32Array(B).fill(1)),
-    neg_lr: t("F32", [], Float32Array.of(negLr)),
-    neg_lr_wd: t("F32", [], Float32Array.of(negLrWd)),
-  };
+/** A pretraining optimizer step (`update` graph) of `cfg` at batch `B` × seq `T` for the executor or onnxruntime. */
+export interface PretrainStep {
+  task: TrainTask<Batch>;
+  shape: StepShape;
+  graph: Graph;
+  /** The host feeds of `b` at learning rate `lr`. */
+  feeds(b: Batch, lr: number): Record<string, Tensor>;
+  /** Writes the parameters (`initParams(…, 7)`), zero moments and zero statistics into `store`. */
+  init(store: StateStore): void;
 }
 
-/**
- * The fused pretraining step graph (forward, backward, AdamW) with its statistics summed into the
- * state `stats` [1,5] (`updated.stats`), and the outputs a store computes for it (only `updated.*`).
- */
-export function statefulStepGraph(
-  cfg: AlbertConfig,
-  B: number,
-  T: number,
-  K: number,
-): { graph: Graph; params: { name: string; shape: number[] }[]; outputs: string[] } {
-  const { graph: g, params } = trainingGraph(cfg, {
-    kind: "fused",
-    batch: B,
-    seq: T,
-    maskedSlots: K,
-    scatter: "matmul",
-  });
-  const stats = STAT_OUTPUTS.map((n) => g.outputs().find((v) => v.name === n)!);
-  const sums = g.input("stats", "F32", [1, stats.length]);
-  const vec = g.reshape(g.concat(stats.map((v) => g.reshape(v, [1])), 0), [1, stats.length]);
-  g.output(g.add(sums, vec), "updated.stats");
-  return { graph: g, params, outputs: g.outputs().map((v) => v.name).filter((n) => n.startsWith("updated.")) };
+/** The `update` step graph of the pretraining task (WebGPU-safe "matmul" scatters) and its feeds. */
+export function pretrainStep(cfg: AlbertConfig, B: number, T: number): PretrainStep {
+  const task = pretrainTask(cfg);
+  const shape: StepShape = { batch: B, seq: T, slots: defaultMaskedSlots(B, T) };
+  const graph = stepGraph(task, shape, { kind: "update", scatter: "matmul" });
+  return {
+    task,
+    shape,
+    graph,
+    feeds(b, lr) {
+      const { negLr, negLrWd } = adamwScalars(lr);
+      return {
+        ...task.feeds(b, shape),
+        neg_lr: { dtype: "F32", shape: [], data: Float32Array.of(negLr) },
+        neg_lr_wd: { dtype: "F32", shape: [], data: Float32Array.of(negLrWd) },
+      };
+    },
+    init(store) {
+      const params = initParams(task.params, 7);
+      const zeros = (p: ParamSpec): Tensor => ({
+        dtype: "F32",
+        shape: [...p.shape],
+        data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)),
+      });
+      for (const p of task.params) {
+        store.write(p.name, params.get(p.name)!);
+        store.write(names.m(p.name), zeros(p));
+        store.write(names.v(p.name), zeros(p));
+      }
+      store.write(names.stats, zeros({ name: names.stats, shape: [1, task.graphStats.length] }));
+    },
+  };
 }

@@ -85,6 +85,11 @@ export interface StateStoreOptions {
   spinning?: boolean;
   /** Where `auto` reports its device choice (default console.error). */
   log?: (line: string) => void;
+  /**
+   * WebGPU: the project's executor (`executor`, core/webgpu: one command buffer per step, default) or
+   * onnxruntime-web's WebGPU EP (`ort`, kept as a baseline for bench/webgpu_step_bench.ts).
+   */
+  engine?: "executor" | "ort";
 }
 
 type Held = Tensor | DeviceTensor;
@@ -230,9 +235,15 @@ function numel(shape: readonly number[]): number {
 }
 
 /**
- * The onnxruntime state store for `--device` (`auto` picks WebGPU on a hardware adapter, else the CPU,
- * and says so through `log`).
+ * The state store for `--device` (`auto` picks WebGPU on a hardware adapter, else the CPU, and says so
+ * through `log`): onnxruntime-node on the CPU, the project's WebGPU executor (core/webgpu) on WebGPU
+ * (or onnxruntime-web's WebGPU EP with `engine: "ort"`), onnxruntime-web's wasm for `wasm`.
  */
 export async function createStateStore(opts: StateStoreOptions): Promise<StateStore> {
-  return new OrtStateStore(await pickBackend(opts.device, opts.log), opts);
+  const backend = await pickBackend(opts.device, opts.log);
+  if (backend === "webgpu" && (opts.engine ?? "executor") === "executor") {
+    const { WebGpuStateStore } = await import("../webgpu/state_store.ts");
+    return await WebGpuStateStore.create();
+  }
+  return new OrtStateStore(backend, opts);
 }

@@ -6,10 +6,8 @@
  * (two writes, into alternating slots) while parameters, moments and gradients stay on the device.
  */
 import assert from "node:assert/strict";
-import { statefulStepGraph, stepFeeds, syntheticBatch, tinyConfigLayers } from "../../tests/webgpu_steps.ts";
+import { pretrainStep, syntheticBatch, tinyConfigLayers } from "../../tests/webgpu_steps.ts";
 import { probeWebGpu } from "../runtime/mod.ts";
-import { initParams } from "../train/trainer.ts";
-import { defaultMaskedSlots } from "../train/training_graph.ts";
 import { WebGpuRecorder } from "./instrument.ts";
 import { WebGpuStateStore } from "./state_store.ts";
 
@@ -24,24 +22,17 @@ Deno.test({
   fn: async () => {
     const rec = WebGpuRecorder.install();
     const cfg = await tinyConfigLayers(2);
-    const B = 4, T = 64, K = defaultMaskedSlots(B, T);
-    const { graph, params, outputs } = statefulStepGraph(cfg, B, T, K);
+    const B = 4, T = 64;
+    const step = pretrainStep(cfg, B, T);
     const store = await WebGpuStateStore.create();
     try {
-      const init = initParams(cfg, 7);
-      let stateBytes = 0;
-      for (const { name, shape } of params) {
-        const z = { dtype: "F32" as const, shape, data: new Float32Array(init.get(name)!.data.length) };
-        store.write(name, init.get(name)!);
-        store.write(`adam_m.${name}`, z);
-        store.write(`adam_v.${name}`, z);
-        stateBytes += 3 * z.data.length * 4;
-      }
-      store.write("stats", { dtype: "F32", shape: [1, 5], data: new Float32Array(5) });
-      const prog = await store.compile(graph, { outputs });
+      step.init(store);
+      const stateBytes = 3 * step.task.params.reduce((a, p) => a + 4 * p.shape.reduce((x, y) => x * y, 1), 0);
+      const prog = await store.compile(step.graph);
       await store.sync();
-      const steps = [0, 1, 2].map((s) => stepFeeds(syntheticBatch(B, T, cfg.vocab_size!, s), K, 1e-3));
+      const steps = [0, 1, 2].map((s) => step.feeds(syntheticBatch(B, T, cfg.vocab_size!, s), 1e-3));
       const batchBytes = Object.values(steps[0]).reduce((a, t) => a + t.data.byteLength, 0);
+      assert.equal(prog.outputNames.filter((n) => !n.startsWith("updated.")).length, 0, "every output is state");
       const offsets: number[] = [];
       for (const feeds of steps) {
         rec.reset();

@@ -104,7 +104,7 @@ export class GpuRunner {
       const buffer = device.createBuffer({
         label: `${opts.label ?? "uer"}:${spec.name}`,
         size: slotBytes * slots,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC,
       });
       r.arenas.set(spec.name, { spec, buffer, slotBytes });
     }
@@ -141,7 +141,7 @@ export class GpuRunner {
     const ubuf = device.createBuffer({
       label: "uer:offsets",
       size: Math.max(ubytes, 16),
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      usage: USAGE.UNIFORM | USAGE.COPY_DST,
     });
     const udata = new Uint32Array(Math.max(ubytes, 16) / 4);
     let at = 0;
@@ -260,7 +260,7 @@ export class GpuRunner {
     const total = ranges.reduce((a, r) => a + Math.ceil(r.bytes / 4) * 4, 0);
     const staging = this.device.createBuffer({
       size: Math.max(total, 4),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      usage: USAGE.MAP_READ | USAGE.COPY_DST,
     });
     const enc = this.device.createCommandEncoder();
     let at = 0;
@@ -269,7 +269,7 @@ export class GpuRunner {
       at += Math.ceil(r.bytes / 4) * 4;
     }
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
+    await staging.mapAsync(MAP_READ);
     const all = staging.getMappedRange().slice(0);
     staging.unmap();
     staging.destroy();
@@ -287,6 +287,21 @@ export class GpuRunner {
     this.arenas.clear();
   }
 }
+
+/**
+ * WebGPU's buffer usage and map mode flags (spec values; the `GPUBufferUsage`/`GPUMapMode` globals are
+ * not declared by the DOM typings the browser check uses).
+ */
+export const USAGE = {
+  MAP_READ: 0x0001,
+  COPY_SRC: 0x0004,
+  COPY_DST: 0x0008,
+  UNIFORM: 0x0040,
+  STORAGE: 0x0080,
+  QUERY_RESOLVE: 0x0200,
+} as const;
+/** `MAP_READ`. */
+export const MAP_READ = 0x0001;
 
 /** A typed array as `writeBuffer` takes it (the project's arrays are never shared). */
 export function gpuData(x: ArrayBufferView): ArrayBufferView<ArrayBuffer> {

@@ -11,8 +11,9 @@ import { inferenceGraph } from "../model/albert.ts";
 import { activation, layerNorm, linear } from "../model/layers.ts";
 import { createSession, probeWebGpu } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
+import { pretrainTask } from "../train/pretrain_task.ts";
 import { initParams } from "../train/trainer.ts";
-import { defaultMaskedSlots, trainingGraph } from "../train/training_graph.ts";
+import { names, stepGraph } from "../train/training_graph.ts";
 import { openDevice } from "./executor.ts";
 import { GraphSession } from "./graph_session.ts";
 
@@ -190,39 +191,39 @@ Deno.test({
   name: "one training step (forward, backward, AdamW) on the executor equals onnxruntime-node's on the same graph",
   fn: async () => {
     const cfg = { ...(await tinyConfig()), layers_num: 2, vocab_size: 300, hidden_act: "gelu" as const };
-    const B = 2, T = 16, K = defaultMaskedSlots(B, T);
-    const { graph, params } = trainingGraph(cfg, {
-      kind: "fused",
-      batch: B,
-      seq: T,
-      maskedSlots: K,
-      scatter: "matmul",
-    });
+    const task = pretrainTask(cfg);
+    const B = 2, T = 16;
+    const graph = stepGraph(task, { batch: B, seq: T, slots: 8 }, { kind: "update", scatter: "matmul" });
     const next = rng(11);
-    const init = initParams(cfg, 5);
+    const init = initParams(task.params, 5);
     const feeds: Record<string, Tensor> = {};
-    for (const { name, shape } of params) {
+    for (const { name, shape } of task.params) {
       feeds[name] = init.get(name)!;
-      feeds[`adam_m.${name}`] = randn(shape, next, 1e-3);
-      feeds[`adam_v.${name}`] = {
+      feeds[names.m(name)] = randn(shape, next, 1e-3);
+      feeds[names.v(name)] = {
         ...randn(shape, next, 1e-4),
         data: (randn(shape, next, 1e-4).data as Float32Array).map(Math.abs),
       };
     }
     const src = Array.from({ length: B * T }, (_, i) => 5 + ((i * 37) % 290));
     const seg = Array.from({ length: B * T }, (_, i) => (i % T < 9 ? 1 : i % T < 14 ? 2 : 0));
-    const pos = Array.from({ length: K }, (_, k) => (k < 6 ? k * 5 + 1 : 0));
-    Object.assign(feeds, {
-      src: ints([B, T], src),
-      seg: ints([B, T], seg),
-      mlm_positions: ints([K], pos),
-      mlm_labels: ints([K], pos.map((p, k) => (k < 6 ? src[p] : 0))),
-      mlm_weights: { dtype: "F32", shape: [K], data: Float32Array.from(pos, (_, k) => (k < 6 ? 1 : 0)) },
-      sop_labels: ints([B], [1, 0]),
-      sop_weights: { dtype: "F32", shape: [B], data: Float32Array.of(1, 1) },
-      neg_lr: { dtype: "F32", shape: [], data: Float32Array.of(-1e-3) },
-      neg_lr_wd: { dtype: "F32", shape: [], data: Float32Array.of(-1e-5) },
-    });
+    const tgt = src.map((id, i) => (i % 5 === 1 && seg[i] > 0 ? id : 0));
+    Object.assign(
+      feeds,
+      task.feeds({
+        src: Int32Array.from(src, (id, i) => (tgt[i] ? 103 : id)),
+        seg: Int32Array.from(seg),
+        tgtMlm: Int32Array.from(tgt),
+        tgtSop: Int32Array.of(1, 0),
+        batchSize: B,
+        seqLength: T,
+      }, { batch: B, seq: T, slots: 8 }),
+      {
+        neg_lr: { dtype: "F32", shape: [], data: Float32Array.of(-1e-3) },
+        neg_lr_wd: { dtype: "F32", shape: [], data: Float32Array.of(-1e-5) },
+        [names.stats]: { dtype: "F32", shape: [1, 5], data: Float32Array.of(1, 2, 3, 4, 5) },
+      },
+    );
     const dispatches = await sameAsCpu(graph, feeds, graph.outputs().map((v) => v.name), 1e-5, 2e-4);
     assert.ok(dispatches < 120, `${dispatches} dispatches`);
   },

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { USAGE } from "./executor.ts";
+
 /** Calls and bytes counted since the last `reset()`. */
 export interface GpuCounts {
   /** `GPUQueue.submit` calls. */
@@ -147,7 +149,7 @@ export class WebGpuRecorder {
     for (const t of this.#timers.values()) {
       for (const r of t.readbacks) {
         any = true;
-        await this.#mapAsync.call(r.buffer, 1 /* GPUMapMode.READ */);
+        await this.#mapAsync.call(r.buffer, 1 /* MAP_READ */);
         const v = new BigUint64Array(r.buffer.getMappedRange().slice(0));
         r.buffer.unmap();
         for (let i = 0; i + 1 < r.count; i += 2) spans.push([v[i], v[i + 1]]);
@@ -278,9 +280,9 @@ export class WebGpuRecorder {
             const bytes = s.count * 8;
             const resolve = dev.createBuffer({
               size: bytes,
-              usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+              usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC,
             });
-            const read = dev.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+            const read = dev.createBuffer({ size: bytes, usage: USAGE.MAP_READ | USAGE.COPY_DST });
             this.resolveQuerySet(s.set, s.first, s.count, resolve, 0);
             this.copyBufferToBuffer(resolve, 0, read, 0, bytes);
             pend.timer.readbacks.push({ buffer: read, count: s.count });

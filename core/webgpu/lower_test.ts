@@ -4,10 +4,9 @@
  * (reshapes as strides).
  */
 import assert from "node:assert/strict";
-import { statefulStepGraph, tinyConfigLayers } from "../../tests/webgpu_steps.ts";
+import { pretrainStep, tinyConfigLayers } from "../../tests/webgpu_steps.ts";
 import { Graph } from "../graph/builder.ts";
 import { layerNorm, linear } from "../model/layers.ts";
-import { defaultMaskedSlots } from "../train/training_graph.ts";
 import { reshapeStrides } from "./expr.ts";
 import { ArenaLayout } from "./graph_session.ts";
 import { lowerGraph, type OutTarget, type Program } from "./lower.ts";
@@ -33,11 +32,10 @@ function kinds(p: Program): Record<string, number> {
 }
 
 Deno.test("a tiny-config training step lowers to ≤ 150 dispatches at 2 layers, a fixed number more per layer", async () => {
-  const B = 4, T = 64, K = defaultMaskedSlots(B, T);
   const counts: number[] = [];
   for (const L of [1, 2, 3]) {
-    const { graph, outputs } = statefulStepGraph(await tinyConfigLayers(L), B, T, K);
-    const p = lower(graph, outputs);
+    const { graph } = pretrainStep(await tinyConfigLayers(L), 4, 64);
+    const p = lower(graph, graph.outputs().map((v) => v.name));
     counts.push(p.kernels.length);
     // The embedding gradients (word, segment, the gathered MLM rows) are scatters, never [V,N] one-hots.
     assert.equal(kinds(p).scatter, 3, JSON.stringify(kinds(p)));

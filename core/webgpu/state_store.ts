@@ -16,8 +16,9 @@
  */
 import type { Graph } from "../graph/builder.ts";
 import type { DType, Tensor } from "../tensor.ts";
+import type { StateStore, StepProgram } from "../train/state_store.ts";
 import type { Buf } from "./expr.ts";
-import { type ArenaSpec, gpuData, GpuRunner, openDevice } from "./executor.ts";
+import { type ArenaSpec, gpuData, GpuRunner, MAP_READ, openDevice, USAGE } from "./executor.ts";
 import { ArenaLayout, sortIds, toArena } from "./graph_session.ts";
 import { lowerGraph, type OutTarget, type Program } from "./lower.ts";
 
@@ -28,10 +29,7 @@ const UPDATED = "updated.";
 const MIRRORS: [string, string][] = [["adam_m.", "M"], ["adam_v.", "V"], ["grad_acc.", "G"]];
 
 /** A step graph compiled for the store. */
-export interface GpuStepProgram {
-  readonly inputNames: readonly string[];
-  readonly outputNames: readonly string[];
-  readonly outputs: ReadonlyMap<string, { dtype: DType; shape: number[] }>;
+export interface GpuStepProgram extends StepProgram {
   /** Dispatches per run. */
   readonly dispatches: number;
   /** The program on the device (for profiles: `runner.describe(i)`). */
@@ -78,7 +76,7 @@ export interface WebGpuStoreOptions {
  * const w = (await store.read(["encoder.linear.weight"])).get("encoder.linear.weight");
  * ```
  */
-export class WebGpuStateStore {
+export class WebGpuStateStore implements StateStore {
   readonly backend = "webgpu" as const;
   readonly deviceName: string;
   /** Record each kernel in its own compute pass (per-kernel GPU times with `WebGpuRecorder`). */
@@ -165,7 +163,7 @@ export class WebGpuStateStore {
         this.#device.createBuffer({
           label: `uer:state:${name}#${i}`,
           size: Math.max(L.size, 64) * 4,
-          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+          usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC,
         });
       this.#phys.set(name, [make(0), make(1)]);
       this.#cur.set(name, 0);
@@ -292,7 +290,7 @@ export class WebGpuStateStore {
    * state on the device; other outputs are read back (one readback) into `opts.into` or returned.
    */
   async run(
-    program: GpuStepProgram,
+    program: StepProgram,
     feeds: Record<string, Tensor>,
     opts: { into?: Record<string, Tensor> } = {},
   ): Promise<Record<string, Tensor>> {
@@ -331,7 +329,7 @@ export class WebGpuStateStore {
     let total = 0;
     if (host.length) {
       total = host.reduce((a, [, b]) => a + b.size * 4, 0);
-      staging = this.#device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      staging = this.#device.createBuffer({ size: total, usage: USAGE.MAP_READ | USAGE.COPY_DST });
       let at = 0;
       for (const [, b] of host) {
         enc.copyBufferToBuffer(c.runner.buffer(b.arena), c.runner.byteOffset(b), staging, at, b.size * 4);
@@ -350,7 +348,7 @@ export class WebGpuStateStore {
       if (++this.#unobserved >= this.#maxInFlight) await this.sync();
       return {};
     }
-    await staging.mapAsync(GPUMapMode.READ);
+    await staging.mapAsync(MAP_READ);
     this.#unobserved = 0;
     const all = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
@@ -410,7 +408,7 @@ export class WebGpuStateStore {
     const total = bufs.reduce((a, b) => a + b.size * 4, 0);
     const staging = this.#device.createBuffer({
       size: Math.max(total, 4),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      usage: USAGE.MAP_READ | USAGE.COPY_DST,
     });
     const enc = this.#device.createCommandEncoder();
     let at = 0;
@@ -419,7 +417,7 @@ export class WebGpuStateStore {
       at += b.size * 4;
     }
     this.#device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
+    await staging.mapAsync(MAP_READ);
     this.#unobserved = 0;
     const all = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
