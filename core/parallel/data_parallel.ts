@@ -14,6 +14,7 @@
 
 import type { Tensor } from "../tensor.ts";
 import type { TakenStats } from "../train/trainer.ts";
+import { describeGpu, gpuSelection, type VkInventory, vulkanInventory } from "./gpu_select.ts";
 import { type Comm, mpiEnv, openComm } from "./mpi.ts";
 import { launchRanks, type LaunchResult } from "./launch.ts";
 
@@ -209,6 +210,13 @@ export interface RankDevice {
   device: "auto" | "cpu" | "webgpu" | "wasm";
   /** The GPU index `--gpu_ranks` gives this rank, when the rank runs on WebGPU. */
   gpu?: number;
+  /**
+   * Environment that makes this process's WebGPU adapter that GPU (Mesa's device-select layer,
+   * core/parallel/gpu_select.ts); `startDistributed` sets it before anything asks for an adapter.
+   */
+  env?: Record<string, string>;
+  /** The GPU as the user recognises it (`1: NVIDIA H100 … (10de:2330, pci …)`). */
+  gpuName?: string;
   /** A line for rank 0 to print when the mapping needs saying (e.g. `--gpu_ranks` ignored on CPU). */
   note?: string;
 }
@@ -229,6 +237,7 @@ export interface GpuProbe {
 export async function rankDevice(
   opts: { device: "auto" | "cpu" | "webgpu" | "wasm"; gpuRanks: number[]; localRank: number; localSize: number },
   probe: () => Promise<GpuProbe>,
+  inventory: () => VkInventory | undefined = vulkanInventory,
 ): Promise<RankDevice> {
   const { device, gpuRanks, localRank, localSize } = opts;
   if (gpuRanks.length === 0) return { device };
@@ -250,14 +259,21 @@ export async function rankDevice(
     );
   }
   const gpu = gpuRanks[localRank];
-  const distinct = new Set(gpuRanks.slice(0, localSize)).size;
-  return {
-    device: "webgpu",
-    gpu,
-    note: distinct > 1
-      ? `--gpu_ranks ${list}: Deno's WebGPU offers one adapter per process ("${p.description}"); every rank uses it`
-      : undefined,
-  };
+  const inv = inventory();
+  if (!inv) {
+    // No Vulkan loader to choose with (e.g. Metal, D3D12): the default adapter, and say so when it matters.
+    const distinct = new Set(gpuRanks.slice(0, localSize)).size;
+    return {
+      device: "webgpu",
+      gpu,
+      note: distinct > 1
+        ? `--gpu_ranks ${list}: no Vulkan loader to choose GPUs with; every rank uses the default adapter ("${p.description}")`
+        : undefined,
+    };
+  }
+  for (const g of gpuRanks.slice(0, localSize)) gpuSelection(inv, g, `--gpu_ranks ${list}`); // every rank's index exists
+  const sel = gpuSelection(inv, gpu, `--gpu_ranks ${list}`);
+  return { device: "webgpu", gpu, env: sel.env, gpuName: describeGpu(sel.device, gpu) };
 }
 
 /** What `startDistributed` decided for this process. */
@@ -302,6 +318,9 @@ export async function startDistributed(
       { ...opts, localRank: comm.localRank, localSize: comm.localSize },
       probe ?? defaultProbe,
     );
+    // This rank's GPU: the device-select layer reads these at every device enumeration, so setting them
+    // before the trainer asks for its adapter is enough.
+    for (const [k, v] of Object.entries(device.env ?? {})) Deno.env.set(k, v);
     return { kind: "rank", comm, device };
   } catch (e) {
     comm.finalize();

@@ -15,6 +15,7 @@ import {
   reduceStats,
   startDistributed,
 } from "./data_parallel.ts";
+import { describeGpu, gpuSelection, numberedGpus, type VkDevice, vulkanInventory } from "./gpu_select.ts";
 import { loadLibmpi, LocalComm, mpiEnv } from "./mpi.ts";
 import { mpirunArgv, parseMpirunFailure } from "./launch.ts";
 
@@ -129,7 +130,7 @@ Deno.test("rankDevice() runs ranks on CPU with --device cpu and maps gpu_ranks[l
   assert.deepEqual(await rankDevice({ device: "cpu", gpuRanks: [], localRank: 1, localSize: 2 }, cpuOnly), {
     device: "cpu",
   });
-  const g = await rankDevice({ device: "auto", gpuRanks: [0, 0], localRank: 1, localSize: 2 }, gpu);
+  const g = await rankDevice({ device: "auto", gpuRanks: [0, 0], localRank: 1, localSize: 2 }, gpu, () => undefined);
   assert.deepEqual(g, { device: "webgpu", gpu: 0, note: undefined });
   await assert.rejects(
     rankDevice({ device: "cpu", gpuRanks: [0], localRank: 0, localSize: 2 }, gpu),
@@ -150,4 +151,68 @@ Deno.test("startDistributed() under mpirun -np 2 refuses a different --world_siz
   } finally {
     keys.forEach((k, i) => saved[i] === undefined ? Deno.env.delete(k) : Deno.env.set(k, saved[i]!));
   }
+});
+
+const h100 = (bus: number, index: number): VkDevice => ({
+  index,
+  vendorId: 0x10de,
+  deviceId: 0x2330,
+  name: "NVIDIA H100 80GB HBM3",
+  type: "discrete",
+  pci: { domain: 0, bus, device: 0, fn: 0 },
+});
+const llvmpipe: VkDevice = { index: 0, vendorId: 0x10005, deviceId: 0, name: "llvmpipe", type: "cpu" };
+
+Deno.test("rankDevice() gives each rank its own GPU through the device-select layer (PCI order, twins by bus)", async () => {
+  // Enumeration order 0x3b, 0x1b: --gpu_ranks numbers by PCI bus, as nvidia-smi does.
+  const two = () => ({ devices: [llvmpipe, h100(0x3b, 1), h100(0x1b, 2)], selectLayer: true });
+  const r0 = await rankDevice({ device: "webgpu", gpuRanks: [0, 1], localRank: 0, localSize: 2 }, gpu, two);
+  const r1 = await rankDevice({ device: "webgpu", gpuRanks: [0, 1], localRank: 1, localSize: 2 }, gpu, two);
+  assert.deepEqual(r0.env, { MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: "1", DRI_PRIME: "pci-0000_1b_00_0" });
+  assert.deepEqual(r1.env, { MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: "1", DRI_PRIME: "pci-0000_3b_00_0" });
+  assert.equal(r1.gpuName, "1: NVIDIA H100 80GB HBM3 (10de:2330, pci 0000:3b:00.0)");
+  // Distinct models: by vendor:device id.
+  const mixed = () => ({ devices: [{ ...h100(0x1b, 0), deviceId: 0x2335 }, h100(0x3b, 1)], selectLayer: true });
+  const m = await rankDevice({ device: "auto", gpuRanks: [1], localRank: 0, localSize: 1 }, gpu, mixed);
+  assert.equal(m.env!.MESA_VK_DEVICE_SELECT, "10de:2330");
+});
+
+Deno.test("rankDevice() names the flag, the index and the machine's GPUs when a rank's GPU does not exist", async () => {
+  const one = () => ({ devices: [llvmpipe, h100(0x1b, 1)], selectLayer: true });
+  await assert.rejects(
+    rankDevice({ device: "webgpu", gpuRanks: [0, 1], localRank: 0, localSize: 2 }, gpu, one),
+    (e: Error) =>
+      e instanceof RangeError &&
+      e.message.startsWith(
+        "Cannot use --gpu_ranks 0 1: GPU 1 does not exist, this machine has 1 GPU: 0: NVIDIA H100",
+      ) &&
+      /\n {2}hint: pass indexes below 1/.test(e.message),
+  );
+  // Several GPUs but no device-select layer: Deno's WebGPU cannot be pointed at one.
+  const noLayer = () => ({ devices: [h100(0x1b, 0), h100(0x3b, 1)], selectLayer: false });
+  await assert.rejects(
+    rankDevice({ device: "webgpu", gpuRanks: [0, 1], localRank: 1, localSize: 2 }, gpu, noLayer),
+    /VK_LAYER_MESA_device_select is not installed\)\n {2}hint: install Debian.s mesa-vulkan-drivers/,
+  );
+});
+
+Deno.test("vulkanInventory() lists this machine's Vulkan devices through the loader; a software device is no GPU", () => {
+  const inv = vulkanInventory();
+  if (!inv) {
+    console.log("no Vulkan loader here: nothing to list");
+    return;
+  }
+  for (const d of inv.devices) {
+    assert.ok(d.name.length > 0 && Number.isInteger(d.vendorId));
+    assert.ok(["other", "integrated", "discrete", "virtual", "cpu"].includes(d.type));
+  }
+  const soft = inv.devices.filter((d) => d.type === "cpu");
+  if (soft.some((d) => d.name.startsWith("llvmpipe"))) {
+    assert.deepEqual(numberedGpus(soft), []);
+    assert.throws(
+      () => gpuSelection({ ...inv, devices: soft }, 0, "--gpu_ranks 0"),
+      /GPU 0 does not exist.*only software/,
+    );
+  }
+  console.log(`${inv.devices.map(describeGpu).join("; ")}; device-select layer: ${inv.selectLayer}`);
 });

@@ -274,6 +274,7 @@ async function runRank(
       }
     }
     if (rankDevice.note) await info(rankDevice.note);
+    if (rankDevice.gpuName) await info(`device: webgpu, rank 0 on GPU ${rankDevice.gpuName} (--gpu_ranks)`);
     if (comm.size > 1) {
       await info(
         `data parallel: ${comm.size} ranks under mpirun, ${opts.batchSize} instances per rank and step ` +
