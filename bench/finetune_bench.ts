@@ -15,6 +15,7 @@
 import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
 import { type ClassifierBatch, classifierParamShapes, classifierTask } from "../core/train/classifier_task.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
+import { runPython, TORCH_ALBERT } from "./torch_albert.ts";
 
 const TINY: AlbertConfig = {
   ...ALBERT_BASE,
@@ -79,47 +80,21 @@ async function measureOurs(cfg: AlbertConfig, B: number, T: number, steps: numbe
   return { trainMs: median(train), evalMs: median(evals) };
 }
 
-/** The PyTorch classifier step this bench compares with (UER-py's modules, written here). */
+/** The PyTorch classifier step this bench compares with (UER-py's modules: bench/torch_albert.ts). */
 const TORCH_SCRIPT = `
-import json, math, sys, time
-import torch, torch.nn as nn
+import json, sys, time
+${TORCH_ALBERT}
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"]); torch.manual_seed(7)
 E, H, F, NH, L, V, T, B, C = (a[k] for k in ("E", "H", "F", "NH", "L", "V", "T", "B", "C"))
 
-class LayerNorm(nn.Module):  # UER-py: unbiased std, eps added to the std
-    def __init__(s, n):
-        super().__init__(); s.gamma = nn.Parameter(torch.ones(n)); s.beta = nn.Parameter(torch.zeros(n))
-    def forward(s, x):
-        m = x.mean(-1, keepdim=True); sd = x.std(-1, keepdim=True)
-        return s.gamma * (x - m) / (sd + 1e-6) + s.beta
-
-class Layer(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.q, s.k, s.v, s.o = (nn.Linear(H, H) for _ in range(4))
-        s.ln1, s.ln2 = LayerNorm(H), LayerNorm(H)
-        s.ff1, s.ff2 = nn.Linear(H, F), nn.Linear(F, H)
-    def forward(s, x, mask):
-        b, t, _ = x.shape; d = H // NH
-        heads = lambda y: y.view(b, t, NH, d).transpose(1, 2)
-        scores = heads(s.q(x)) @ heads(s.k(x)).transpose(-2, -1) / math.sqrt(d) + mask
-        ctx = (torch.softmax(scores, dim=-1) @ heads(s.v(x))).transpose(1, 2).contiguous().view(b, t, H)
-        x = s.ln1(s.o(ctx) + x)
-        return s.ln2(s.ff2(torch.relu(s.ff1(x))) + x)
-
 class Classifier(nn.Module):
     def __init__(s):
         super().__init__()
-        s.word, s.pos, s.seg = nn.Embedding(V, E), nn.Embedding(512, E), nn.Embedding(3, E)
-        s.ln, s.proj, s.layer = LayerNorm(E), nn.Linear(E, H), Layer()
+        s.albert = Albert(E, H, F, NH, L, V, "relu")
         s.out1, s.out2 = nn.Linear(H, H), nn.Linear(H, C)
     def forward(s, src, seg):
-        emb = s.ln(s.word(src) + s.pos(torch.arange(src.shape[1]))[None] + s.seg(seg))
-        mask = ((1.0 - (seg > 0).float()) * -10000.0)[:, None, None, :]
-        h = s.proj(emb)
-        for _ in range(L): h = s.layer(h, mask)  # parameter sharing
-        return s.out2(torch.tanh(s.out1(h[:, 0])))
+        return s.out2(torch.tanh(s.out1(s.albert(src, seg)[:, 0])))
 
 model = Classifier()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01, eps=1e-6)
@@ -145,41 +120,28 @@ print(json.dumps({"train_ms": train_ms, "eval_ms": eval_ms, "torch": torch.__ver
 
 /** PyTorch's median ms per training step and evaluation batch, or why it could not run. */
 async function measureTorch(cfg: AlbertConfig, B: number, T: number, steps: number) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/classifier_step.py`, TORCH_SCRIPT);
-    const args = {
-      threads: 2,
-      E: cfg.emb_size,
-      H: cfg.hidden_size,
-      F: cfg.feedforward_size,
-      NH: cfg.heads_num,
-      L: cfg.layers_num,
-      V: cfg.vocab_size,
-      T,
-      B,
-      C: LABELS,
-      steps,
-    };
-    let out: Deno.CommandOutput;
-    try {
-      out = await new Deno.Command("/usr/bin/python3", {
-        args: [`${dir}/classifier_step.py`, JSON.stringify(args)],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-    } catch {
-      return { error: "/usr/bin/python3 is missing (apt-get install -y python3-torch)" };
-    }
-    if (out.code !== 0) {
-      const last = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
-      return { error: `the PyTorch step failed: ${last}` };
-    }
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
-    return { trainMs: r.train_ms as number, evalMs: r.eval_ms as number, version: r.torch as string };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  const args = {
+    threads: 2,
+    E: cfg.emb_size,
+    H: cfg.hidden_size,
+    F: cfg.feedforward_size,
+    NH: cfg.heads_num,
+    L: cfg.layers_num,
+    V: cfg.vocab_size,
+    T,
+    B,
+    C: LABELS,
+    steps,
+  };
+  const r = await runPython<{ train_ms: number; eval_ms: number; torch: string }>(
+    "/usr/bin/python3",
+    TORCH_SCRIPT,
+    args,
+  );
+  if (!r.ok) {
+    return { error: r.error.endsWith("is missing") ? `${r.error} (apt-get install -y python3-torch)` : r.error };
   }
+  return { trainMs: r.value.train_ms, evalMs: r.value.eval_ms, version: r.value.torch };
 }
 
 function argNumber(name: string, dflt: number): number {

@@ -1,10 +1,10 @@
 /**
  * A graph of the IR as a reusable WebGPU program with host inputs and outputs — the executor's
  * counterpart of an onnxruntime session for inference graphs (core/model/pipeline.ts) and tests:
- * every graph input lives in one of two input arenas (float, int), `setInputs()` writes them (one
- * `writeBuffer` per arena), `run()` records the program into one command buffer and reads the
- * requested outputs back in one readback. Parameters can be written once and kept (`setInputs` with
- * only them, then `run` with the batch). Browser compatible: no Deno APIs.
+ * parameters live in their own arena, written when given (once, for inference), the other inputs in a
+ * float and an int arena; `setInputs()` writes the arenas it touched (one `writeBuffer` each), `run()`
+ * records the program into one command buffer and reads the requested outputs back in one readback.
+ * Browser compatible: no Deno APIs.
  * @module
  */
 import type { Graph } from "../graph/builder.ts";
@@ -69,22 +69,20 @@ export function sortIds(ids: Int32Array): { sorted: Int32Array; perm: Int32Array
  * ```
  */
 export class GraphSession {
-  #floats: ArenaLayout;
-  #ints: ArenaLayout;
-  #hostF: Float32Array;
-  #hostI: Int32Array;
+  #layouts: { params: ArenaLayout; floats: ArenaLayout; ints: ArenaLayout };
+  #host: Map<ArenaLayout, Float32Array | Int32Array>;
 
   private constructor(
     readonly device: GPUDevice,
     readonly program: Program,
     readonly runner: GpuRunner,
-    floats: ArenaLayout,
-    ints: ArenaLayout,
+    layouts: { params: ArenaLayout; floats: ArenaLayout; ints: ArenaLayout },
   ) {
-    this.#floats = floats;
-    this.#ints = ints;
-    this.#hostF = new Float32Array(floats.size);
-    this.#hostI = new Int32Array(ints.size);
+    this.#layouts = layouts;
+    this.#host = new Map<ArenaLayout, Float32Array | Int32Array>();
+    this.#host.set(layouts.params, new Float32Array(layouts.params.size));
+    this.#host.set(layouts.floats, new Float32Array(layouts.floats.size));
+    this.#host.set(layouts.ints, new Int32Array(layouts.ints.size));
   }
 
   /** Lowers `g` for the outputs named (symbolic dims sized by `dims`). */
@@ -94,18 +92,20 @@ export class GraphSession {
     outputs: string[],
     dims: Record<string, number> = {},
   ): Promise<GraphSession> {
-    const floats = new ArenaLayout("IF", "f32", "input", 1);
-    const ints = new ArenaLayout("II", "i32", "input", 500_000);
+    const params = new ArenaLayout("IP", "f32", "input", 1);
+    const floats = new ArenaLayout("IF", "f32", "input", 300_000);
+    const ints = new ArenaLayout("II", "i32", "input", 600_000);
     const inputs = new Map<string, Buf>();
     for (const v of g.values) {
       if (!v.tags.has("input") && !v.tags.has("param")) continue;
       const n = v.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : dimSize(d, dims)), 1);
-      inputs.set(v.name, (v.dtype === "F32" ? floats : ints).add(v.name, n));
+      const L = v.dtype !== "F32" ? ints : v.tags.has("param") ? params : floats;
+      inputs.set(v.name, L.add(v.name, n));
     }
     const outs = new Map<string, OutTarget>(outputs.map((o) => [o, { kind: "host" }]));
     const program = lowerGraph(g, { inputs, outputs: outs, derivedBuf: (name, n) => ints.add(name, n), dims });
-    const runner = await GpuRunner.create(device, program, [floats.spec(), ints.spec()]);
-    return new GraphSession(device, program, runner, floats, ints);
+    const runner = await GpuRunner.create(device, program, [params.spec(), floats.spec(), ints.spec()]);
+    return new GraphSession(device, program, runner, { params, floats, ints });
   }
 
   /** Dispatches per run. */
@@ -115,28 +115,26 @@ export class GraphSession {
 
   /** Writes inputs (any subset; others keep their values), and the sorted ids derived from them. */
   setInputs(feeds: Record<string, Tensor>): void {
-    let f = false, i = false;
+    const dirty = new Set<ArenaLayout>();
+    const { ints } = this.#layouts;
     for (const [name, t] of Object.entries(feeds)) {
-      const fb = this.#floats.bufs.get(name), ib = this.#ints.bufs.get(name);
-      if (fb) {
-        this.#hostF.set(toArena(t, "f32"), fb.offset);
-        f = true;
-      } else if (ib) {
-        this.#hostI.set(toArena(t, "i32"), ib.offset);
-        i = true;
+      for (const L of Object.values(this.#layouts)) {
+        const b = L.bufs.get(name);
+        if (!b) continue;
+        this.#host.get(L)!.set(toArena(t, L.dt), b.offset);
+        dirty.add(L);
       }
     }
+    const hostI = this.#host.get(ints) as Int32Array;
     for (const d of this.program.derived) {
+      if (!dirty.has(ints)) break;
       const ids = new Int32Array(d.n);
-      for (let j = 0; j < d.n; j++) ids[j] = this.#hostI[d.source.offset + d.offset + j * d.stride];
+      for (let j = 0; j < d.n; j++) ids[j] = hostI[d.source.offset + d.offset + j * d.stride];
       const { sorted, perm } = sortIds(ids);
-      this.#hostI.set(sorted, d.sortedIds.offset);
-      this.#hostI.set(perm, d.perm.offset);
-      i = true;
+      hostI.set(sorted, d.sortedIds.offset);
+      hostI.set(perm, d.perm.offset);
     }
-    const q = this.device.queue;
-    if (f) q.writeBuffer(this.runner.buffer("IF"), 0, gpuData(this.#hostF));
-    if (i) q.writeBuffer(this.runner.buffer("II"), 0, gpuData(this.#hostI));
+    for (const L of dirty) this.device.queue.writeBuffer(this.runner.buffer(L.name), 0, gpuData(this.#host.get(L)!));
   }
 
   /** Writes `feeds`, runs the program and reads every output back. */
