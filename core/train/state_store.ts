@@ -56,6 +56,12 @@ export interface StateStore {
   readonly backend: Backend;
   /** Where the graphs run, for messages. */
   readonly deviceName: string;
+  /**
+   * True when the store refuses, with its own message, a step whose tensors exceed the device's limits
+   * (the WebGPU executor places its own tensors, which are not the graph's: no [B·T,V] one-hot exists
+   * there); the trainer's preflight (device_limits.ts) is then skipped.
+   */
+  readonly checksLimits?: boolean;
   /** Prepares `graph` (its ONNX ops, static shapes) to run over the store. */
   compile(graph: Graph): Promise<StepProgram>;
   /**

@@ -201,7 +201,7 @@ export class Trainer<B> {
    * (engines request them at their maximum); says both, and refuses a step that cannot run (device_limits.ts).
    */
   async #checkLimits(shape: StepShape): Promise<void> {
-    if (this.#store.backend !== "webgpu" || this.#limitsChecked.has(shape)) return;
+    if (this.#store.backend !== "webgpu" || this.#store.checksLimits || this.#limitsChecked.has(shape)) return;
     this.#limitsChecked.add(shape);
     const gpu = (globalThis.navigator as Navigator & { gpu?: GPU }).gpu;
     const adapter = await gpu?.requestAdapter();

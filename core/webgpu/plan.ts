@@ -74,9 +74,11 @@ export function planMemory(prog: Program, maxBindingBytes: number): { arenas: Ar
     const n = up(b.size);
     if (n > cap) {
       throw new RangeError(
-        `Cannot place a ${(b.size * 4 / 2 ** 20).toFixed(1)} MiB tensor: the device binds at most ${
-          (maxBindingBytes / 2 ** 20).toFixed(0)
-        } MiB\n  hint: use a smaller --batch_size`,
+        `Cannot run this step on the GPU: tensor "${b.name}" needs ${
+          (b.size * 4 / 2 ** 20).toFixed(1)
+        } MiB, over the ` +
+          `${(maxBindingBytes / 2 ** 20).toFixed(0)} MiB the device binds at most (maxStorageBufferBindingSize)` +
+          `\n  hint: use a smaller --batch_size (with --accumulation_steps for the same update), or --device cpu`,
       );
     }
     let best: { a: Arena; i: number } | undefined;

@@ -79,6 +79,8 @@ export interface WebGpuStoreOptions {
 export class WebGpuStateStore implements StateStore {
   readonly backend = "webgpu" as const;
   readonly deviceName: string;
+  /** The memory plan refuses a tensor over the device's largest binding (plan.ts), naming it. */
+  readonly checksLimits = true;
   /** Record each kernel in its own compute pass (per-kernel GPU times with `WebGpuRecorder`). */
   profile = false;
   /** Host time of the last `run`: packing the inputs, encoding the command buffer, submitting it (ms). */
