@@ -27,6 +27,7 @@ import { initParams, Trainer } from "../core/train/trainer.ts";
 import { openDevice } from "../core/webgpu/executor.ts";
 import { GraphSession } from "../core/webgpu/graph_session.ts";
 import { WebGpuRecorder } from "../core/webgpu/instrument.ts";
+import { tuning } from "../core/webgpu/kernels.ts";
 import { syntheticBatch } from "../tests/webgpu_steps.ts";
 import { runPython, TORCH_ALBERT } from "./torch_albert.ts";
 
@@ -357,6 +358,22 @@ export async function gpuBench(args: string[] = []): Promise<Record<string, unkn
   const torch = await runPython<Record<string, unknown>>(o.python, TORCH_SCRIPT, torchArgs);
   result.torch = torch.ok ? torch.value : { error: torch.error };
 
+  // Matrix-product tiles at ALBERT-base batch 32 (the figure the goals are about): which one this GPU likes.
+  const sweep: Record<string, unknown> = {};
+  for (const tile of ["4x4", "8x4", "8x8"] as const) {
+    if (left() < 90) break;
+    tuning.tile = tile;
+    log(`tile sweep ${tile} (${cases[3].name}) ...`);
+    try {
+      sweep[tile] = (await ourTrain({ ...cases[3], steps: Math.max(2, cases[3].steps >> 1) }, rec)).tokensPerS;
+    } catch (e) {
+      sweep[tile] = (e as Error).message.split("\n")[0];
+    } finally {
+      tuning.tile = "auto";
+    }
+  }
+  result.tileSweep = sweep;
+
   if (o.profile && !smoke && left() > 30) {
     log("profile of one ALBERT-base batch-32 step ...");
     result.profile = await profile(WebGpuRecorder.install({ timestamps: true }), 32);
@@ -439,6 +456,7 @@ function report(r: Record<string, unknown>, cases: TrainCase[], infers: number[]
   console.log(
     `--gpu_ranks: ${JSON.stringify(dev.vulkan)}; GPU 0 → ${JSON.stringify(dev.gpu0)}; ${dev.missingGpu ?? ""}`,
   );
+  console.log(`matrix-product tiles at ${cases[3].name} (tokens/s): ${JSON.stringify(r.tileSweep)} (auto: ${f0(b32)})`);
   const prof = r.profile as { busyMs: number; lines: string[] } | undefined;
   if (prof) {
     console.log(

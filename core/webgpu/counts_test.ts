@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { pretrainStep, syntheticBatch, tinyConfigLayers } from "../../tests/webgpu_steps.ts";
 import { probeWebGpu } from "../runtime/mod.ts";
+import { pretrainTask } from "../train/pretrain_task.ts";
+import { initParams, Trainer } from "../train/trainer.ts";
 import { WebGpuRecorder } from "./instrument.ts";
 import { WebGpuStateStore } from "./state_store.ts";
 
@@ -64,6 +66,54 @@ Deno.test({
     } finally {
       await store.dispose();
       rec.uninstall();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a data-parallel step on the executor: gradients read back as one flat buffer, returned in one write, same update",
+  ignore: !gpu.available,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cfg = { ...(await tinyConfigLayers(1)), vocab_size: 200 };
+    const task = pretrainTask(cfg);
+    const B = 2, T = 16;
+    const batch = syntheticBatch(B, T, 200, 3);
+    const params = initParams(task.params, 7);
+    const plain = await Trainer.create({ task, params, device: "webgpu", log: () => {} });
+    let seen = 0;
+    const hook = Object.assign((g: Float32Array) => {
+      seen = g.length;
+      return g; // one rank: the average is the gradient itself
+    }, {});
+    const split = await Trainer.create({ task, params, device: "webgpu", averageGradients: hook, log: () => {} });
+    try {
+      await plain.step(batch, 1e-3);
+      await split.step(batch, 1e-3); // compiles the gradients and apply programs
+      const rec = WebGpuRecorder.install();
+      rec.reset();
+      await split.step(batch, 1e-3);
+      const c = rec.counts();
+      rec.uninstall();
+      const n = task.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
+      assert.equal(seen, n);
+      assert.equal(c.mapAsyncs, 1, "the gradients come back in one readback");
+      assert.equal(c.mapBytes, 4 * n, "of the flat gradient buffer only");
+      assert.equal(c.submits, 2, "gradients, then apply");
+      assert.ok(c.writes.some((w) => w.bytes >= 4 * n), "the averaged buffer goes back in one write");
+      await plain.step(batch, 1e-3);
+      const a = await plain.params(), b = await split.params();
+      let worst = 0;
+      for (const [name, t] of a) {
+        const x = t.data as Float32Array, y = b.get(name)!.data as Float32Array;
+        for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+      }
+      assert.ok(worst < 1e-6, `parameters differ by ${worst}`);
+    } finally {
+      await plain.dispose();
+      await split.dispose();
     }
   },
 });

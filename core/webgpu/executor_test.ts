@@ -16,6 +16,7 @@ import { initParams } from "../train/trainer.ts";
 import { names, stepGraph } from "../train/training_graph.ts";
 import { openDevice } from "./executor.ts";
 import { GraphSession } from "./graph_session.ts";
+import { tuning } from "./kernels.ts";
 
 const gpu = await probeWebGpu();
 const device = gpu.available ? (await openDevice()).device : undefined;
@@ -226,5 +227,26 @@ Deno.test({
     );
     const dispatches = await sameAsCpu(graph, feeds, graph.outputs().map((v) => v.name), 1e-5, 2e-4);
     assert.ok(dispatches < 120, `${dispatches} dispatches`);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "every tile shape of the matrix-product kernel (4×4 … 8×8 per thread) gives onnxruntime-node's numbers",
+  fn: async () => {
+    const next = rng(5);
+    const g = new Graph();
+    const a = g.input("a", "F32", [3, 140, 50]), b = g.input("b", "F32", [3, 50, 150]);
+    g.output(g.relu(g.add(g.matmul(a, b), 0.5)), "y"); // [3,140,150], bias + relu epilogue
+    g.output(g.matmul(g.transpose(b, [0, 2, 1]), g.transpose(a, [0, 2, 1])), "yt"); // [3,150,140]
+    const feeds = { a: randn([3, 140, 50], next), b: randn([3, 50, 150], next) };
+    try {
+      for (const tile of ["4x4", "8x4", "4x8", "8x8"] as const) {
+        tuning.tile = tile;
+        await sameAsCpu(g, feeds, ["y", "yt"]);
+      }
+    } finally {
+      tuning.tile = "auto";
+    }
   },
 });

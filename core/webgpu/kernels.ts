@@ -266,7 +266,27 @@ function ewCode(k: EwKernel): KernelCode {
 
 // ---- matrix product ----
 
-const BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
+const BK = 16;
+
+/**
+ * Matrix-product tiles: 16 × 16 threads, each `tm` × `tn` outputs (64 × 64 tiles at 4 × 4, 128 × 128 at
+ * 8 × 8). `auto` takes larger tiles for products big enough to keep every multiprocessor busy with them
+ * (more arithmetic per loaded element); a fixed choice is for benchmarks and tests.
+ */
+export const tuning: { tile: "auto" | "4x4" | "8x4" | "4x8" | "8x8" } = { tile: "auto" };
+
+function tileOf(k: MmKernel): { tm: number; tn: number } {
+  if (tuning.tile !== "auto") {
+    const [tm, tn] = tuning.tile.split("x").map(Number);
+    return { tm, tn };
+  }
+  const nb = k.batch.reduce((a, x) => a * x, 1);
+  const groups = (tm: number, tn: number) => Math.ceil(k.M / (16 * tm)) * Math.ceil(k.N / (16 * tn)) * nb;
+  for (const [tm, tn] of [[8, 8], [8, 4], [4, 8]]) {
+    if (k.M >= 16 * tm && k.N >= 16 * tn && k.K >= 64 && groups(tm, tn) >= 256) return { tm, tn };
+  }
+  return { tm: 4, tn: 4 };
+}
 
 /** True when `e` reads its main buffer contiguously along index dim `d` (for coalesced tile loads). */
 function fastDim(e: Expr, d: number): boolean {
@@ -282,6 +302,8 @@ function fastDim(e: Expr, d: number): boolean {
 
 function mmCode(k: MmKernel): KernelCode {
   const b = new Bindings();
+  const { tm: TM, tn: TN } = tileOf(k);
+  const BM = 16 * TM, BN = 16 * TN;
   const nb = k.batch.length;
   const body: string[] = [];
   const pre = new Emitter({ read: (buf, addr) => b.read(buf, addr) }, "  ");
@@ -303,7 +325,7 @@ function mmCode(k: MmKernel): KernelCode {
   body.push(`  let tm0 = wid.y * ${BM}u;`, `  let tn0 = wid.x * ${BN}u;`, `  let tid = lid.y * 16u + lid.x;`);
   for (let i = 0; i < TM * TN; i++) body.push(`  var acc${i} = 0.0;`);
   body.push(`  for (var k0 = 0u; k0 < ${k.K}u; k0 += ${BK}u) {`);
-  // A tile [BM x BK] and B tile [BK x BN]: 1024 elements each, 4 per thread.
+  // A tile [BM x BK] and B tile [BK x BN]: TM and TN elements per thread.
   const aFastK = fastDim(k.a, nb + 1), bFastN = fastDim(k.b, nb + 1);
   for (
     const [name, expr, rows, cols, fastCol, rowVar, colVar, rowLim, colLim] of [
@@ -311,7 +333,7 @@ function mmCode(k: MmKernel): KernelCode {
       ["Bs", k.b, BK, BN, bFastN, "k0", "tn0", k.K, k.N],
     ] as const
   ) {
-    body.push(`    for (var t = 0u; t < 4u; t++) {`, `      let e = tid + t * 256u;`);
+    body.push(`    for (var t = 0u; t < ${(rows * cols) / 256}u; t++) {`, `      let e = tid + t * 256u;`);
     // Consecutive threads walk the operand's contiguous dim.
     if (fastCol) body.push(`      let rr = e / ${cols}u;`, `      let cc = e % ${cols}u;`);
     else body.push(`      let rr = e % ${rows}u;`, `      let cc = e / ${rows}u;`);
