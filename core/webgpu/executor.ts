@@ -321,10 +321,12 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<{ adapter: G
   const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
   if (!adapter) throw new RangeError("Cannot start WebGPU: no adapter\n  hint: use --device cpu");
   const l = adapter.limits;
+  // Some drivers report a u64 maximum (2^64 − 1) that a JS number cannot give back exactly: ask for at most 2^52.
+  const safe = (x: number) => Math.min(x, 2 ** 52);
   const device = await adapter.requestDevice({
     requiredLimits: {
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
+      maxStorageBufferBindingSize: safe(l.maxStorageBufferBindingSize),
+      maxBufferSize: safe(l.maxBufferSize),
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
     },
