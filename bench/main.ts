@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   pretrain: async () => (await import("./pretrain_bench.ts")).pretrainBench,
   finetune: async () => (await import("./finetune_bench.ts")).finetuneBench,
   memory: async () => (await import("./train_memory_bench.ts")).trainMemoryBench,
+  scale: async () => (await import("./scale_projection.ts")).scaleProjection,
   dist: async () => (await import("./dist_bench.ts")).distBench,
   infer: async () => (await import("./infer_bench.ts")).inferBench,
   "infer-throughput": async () => (await import("./infer_throughput_bench.ts")).inferThroughputBench,

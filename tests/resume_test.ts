@@ -1,9 +1,10 @@
 /**
  * Resume: a `pretrain` run killed with SIGKILL right after a checkpoint appears, restarted with the same
  * command (which finds its checkpoints in --output_model_path and resumes from the last one), continues
- * with exactly the losses, accuracies and lr of an uninterrupted run and ends with bit-identical weights. The dataset uses dynamic masking and a
- * small instance buffer, so the restored loader position, buffer and python-random state all matter;
- * checkpoints fall between report steps, so the carried report sums matter too.
+ * with exactly the losses, accuracies and lr of an uninterrupted run and ends with bit-identical weights and
+ * Adam moments (2 threads, the trainer's default). The dataset uses dynamic masking and a small instance
+ * buffer, so the restored loader position, buffer and python-random state all matter; checkpoints fall
+ * between report steps, so the carried report sums matter too.
  */
 import assert from "node:assert/strict";
 import { refPath } from "./reference.ts";
@@ -104,6 +105,7 @@ Deno.test("pretrain killed with SIGKILL and resumed from its last checkpoint con
     const [pa, pb] = [await readCheckpoint(`${a}-24`), await readCheckpoint(`${b}-24`)];
     for (const [name, t] of pa.params) {
       assert.deepEqual(pb.params.get(name)!.data, t.data, name);
+      assert.deepEqual(pb.moments!.m.get(name)!.data, pa.moments!.m.get(name)!.data, `m of ${name}`);
       assert.deepEqual(pb.moments!.v.get(name)!.data, pa.moments!.v.get(name)!.data, `v of ${name}`);
     }
   } finally {
