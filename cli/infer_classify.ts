@@ -75,7 +75,7 @@ export async function runTextClassification(opts: InferOptions): Promise<void> {
       text = await Deno.readTextFile(opts.testPath);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
-        throw new Deno.errors.NotFound(`Cannot read --test_path "${opts.testPath}": no such file`);
+        throw new Deno.errors.NotFound(`Cannot read --test_path "${opts.testPath}": no such file\n  hint: check the path`);
       }
       throw e;
     }

@@ -132,7 +132,12 @@ export async function detectFormat(path: string): Promise<ModelFormat> {
   try {
     info = await Deno.stat(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`Cannot load model "${path}": no such file`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot load model "${path}": no such file` +
+          `\n  hint: pass an HF folder, a UER .bin, a zarr checkpoint, an ONNX folder or a model id (user/name)`,
+      );
+    }
     throw e;
   }
   if (info.isDirectory) {
@@ -153,7 +158,7 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
     text = await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`Cannot load ${what} "${path}": no such file`);
+      throw new Deno.errors.NotFound(`Cannot load ${what} "${path}": no such file\n  hint: check the path`);
     }
     throw e;
   }
