@@ -12,6 +12,7 @@ import { ttyProgress } from "../convert/hub.ts";
 import { exists, writeFileAtomic } from "../core/io/atomic.ts";
 import { UsageError } from "../core/errors.ts";
 import { removeStale } from "./stale.ts";
+import { readFlagFile } from "../core/io/flag_file.ts";
 import { AlbertPipeline, type FillMaskPrediction, type TextInput } from "../core/model/pipeline.ts";
 import { BertTokenizer } from "../core/tokenizer/bert_tokenizer.ts";
 import { progressBar } from "./progress.ts";
@@ -20,15 +21,7 @@ import { progressBar } from "./progress.ts";
 async function readInputs(opts: InferOptions): Promise<TextInput[]> {
   const lines = [...opts.text];
   if (opts.testPath) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(opts.testPath);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new Deno.errors.NotFound(`Cannot read --test_path "${opts.testPath}": no such file\n  hint: check the path`);
-      }
-      throw e;
-    }
+    const text = await readFlagFile("test_path", opts.testPath);
     // One text per line, blank lines included (the empty text: [CLS] [SEP]), so that output rows line up
     // with input lines; the newline ending the last line does not start another.
     const fileLines = text.split("\n").map((l) => l.replace(/\r$/, ""));

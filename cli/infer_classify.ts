@@ -15,6 +15,7 @@ import { loadModel, modelTokenizer, requireTask, semanticsLine } from "../conver
 import { ttyProgress } from "../convert/hub.ts";
 import { exists, writeFileAtomic } from "../core/io/atomic.ts";
 import { readVocabFile } from "../core/io/vocab_file.ts";
+import { readFlagFile } from "../core/io/flag_file.ts";
 import { parseClassifierTsv } from "../core/data/classifier_data.ts";
 import { AlbertPipeline, type Classification, type TextInput } from "../core/model/pipeline.ts";
 import { pyRepr } from "../core/train/metrics.ts";
@@ -70,15 +71,7 @@ export async function runTextClassification(opts: InferOptions): Promise<void> {
     return tab < 0 ? { a: l } : { a: l.slice(0, tab), b: l.slice(tab + 1) };
   });
   if (opts.testPath) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(opts.testPath);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new Deno.errors.NotFound(`Cannot read --test_path "${opts.testPath}": no such file\n  hint: check the path`);
-      }
-      throw e;
-    }
+    const text = await readFlagFile("test_path", opts.testPath);
     const f = parseClassifierTsv(text, opts.testPath, { requireLabel: false });
     inputs.push(...f.rows.map((r) => (r.textB === undefined ? { a: r.textA } : { a: r.textA, b: r.textB })));
   }

@@ -8,7 +8,16 @@
  * Browser compatible.
  * @module
  */
-import { DEVICE_OPTS, LOG_OPTS, MODEL_OPTS, OPTIMIZATION_OPTS, OUTPUT_OPTS, TOKENIZER_OPTS } from "./groups.ts";
+import {
+  DEVICE_OPTS,
+  dropoutRow,
+  LOG_OPTS,
+  MODEL_OPTS,
+  OPTIMIZATION_OPTS,
+  OUTPUT_OPTS,
+  TOKENIZER_OPTS,
+} from "./groups.ts";
+import { SCHEDULERS } from "../train/schedule.ts";
 import { MODEL_KEYS, type ModelKeys } from "./pretrain.ts";
 import type { FlagTable, OptionsOf } from "./row.ts";
 import { UsageError } from "../errors.ts";
@@ -53,27 +62,12 @@ export const FINETUNE_FLAGS = {
   },
   scheduler: {
     ...OPTIMIZATION_OPTS.scheduler,
-    built: [
-      "linear",
-      "cosine",
-      "cosine_with_restarts",
-      "polynomial",
-      "constant",
-      "constant_with_warmup",
-      "inverse_sqrt",
-    ],
+    built: SCHEDULERS.filter((s) => s !== "tri_stage"),
     hint: "tri_stage: UER-py's run_classifier.py passes it no total steps and fails; use another scheduler",
   },
   batch_size: { type: "int", default: 32, min: 1, help: "Batch size.", uer: "uer/opts.py:73" },
   seq_length: { type: "int", default: 128, min: 3, help: "Rows are cut to this many tokens.", uer: "uer/opts.py:75" },
-  dropout: {
-    type: "float",
-    default: 0.1,
-    min: 0,
-    below: 1,
-    help: "Dropout probability (UER-py's ALBERT configs set 0.0).",
-    uer: "uer/opts.py:77",
-  },
+  dropout: dropoutRow("uer/opts.py:77"),
   epochs_num: { type: "int", default: 3, min: 1, help: "Number of epochs.", uer: "uer/opts.py:79" },
   report_steps: {
     type: "int",

@@ -8,13 +8,17 @@
  * @module
  */
 import type { FlagTable } from "./row.ts";
+import { SCHEDULERS } from "../train/schedule.ts";
+
+/** UER-py's tokenizers (`--tokenizer`, `--tgt_tokenizer`). */
+const TOKENIZERS = ["bert", "bpe", "char", "space", "xlmroberta"] as const;
 
 /** `tokenizer_opts` (uer/opts.py): only BERT's WordPiece is built. */
 export const TOKENIZER_OPTS = {
   tokenizer: {
     type: "string",
     default: "bert",
-    choices: ["bert", "bpe", "char", "space", "xlmroberta"],
+    choices: TOKENIZERS,
     built: ["bert"],
     help: "Tokenizer type; ALBERT Chinese uses BERT's WordPiece.",
     uer: "uer/opts.py:135",
@@ -48,7 +52,7 @@ export const TGT_TOKENIZER_OPTS = {
   tgt_tokenizer: {
     type: "string",
     default: "bert",
-    choices: ["bert", "bpe", "char", "space", "xlmroberta"],
+    choices: TOKENIZERS,
     help: "Tokenizer of the target side.",
     uer: "uer/opts.py:153",
     notBuilt: TGT,
@@ -262,21 +266,24 @@ export const OPTIMIZATION_OPTS = {
   scheduler: {
     type: "string",
     default: "linear",
-    choices: [
-      "linear",
-      "cosine",
-      "cosine_with_restarts",
-      "polynomial",
-      "constant",
-      "constant_with_warmup",
-      "inverse_sqrt",
-      "tri_stage",
-    ],
+    choices: SCHEDULERS,
     built: ["linear", "constant", "constant_with_warmup"],
     help: "Scheduler type.",
     uer: "uer/opts.py:67",
   },
 } as const satisfies FlagTable;
+
+/** The `--dropout` row of pretrain.py and of `training_opts`, declared at `uer`. */
+export function dropoutRow(uer: string) {
+  return {
+    type: "float",
+    default: 0.1,
+    min: 0,
+    below: 1,
+    help: "Dropout probability (UER-py's ALBERT configs set 0.0).",
+    uer,
+  } as const;
+}
 
 const LEVELS = "uer-ts has no log levels; --quiet prints only results and errors";
 

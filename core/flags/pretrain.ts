@@ -8,6 +8,7 @@
  */
 import {
   DEVICE_OPTS,
+  dropoutRow,
   LOG_OPTS,
   MODEL_OPTS,
   OPTIMIZATION_OPTS,
@@ -90,14 +91,7 @@ export const PRETRAIN_FLAGS = {
     uer: "pretrain.py:34",
     notBuilt: "it belongs to the cls target",
   },
-  dropout: {
-    type: "float",
-    default: 0.1,
-    min: 0,
-    below: 1,
-    help: "Dropout probability (UER-py's ALBERT configs set 0.0).",
-    uer: "pretrain.py:36",
-  },
+  dropout: dropoutRow("pretrain.py:36"),
   seed: { type: "int", default: 7, min: 0, help: "Random seed.", uer: "pretrain.py:37" },
   ...TOKENIZER_OPTS,
   vocab_path: { ...TOKENIZER_OPTS.vocab_path, required: true, hint: "pass the vocab the dataset was made with" },

@@ -21,6 +21,8 @@ import type { AlbertConfig } from "../config.ts";
 import type { Tensor } from "../tensor.ts";
 import { exists, writeFileAtomic } from "../io/atomic.ts";
 import { readVocabFile } from "../io/vocab_file.ts";
+import { readFlagFile } from "../io/flag_file.ts";
+import { metricsPaths } from "./metrics_log.ts";
 import { BertTokenizer } from "../tokenizer/mod.ts";
 import {
   checkLabels,
@@ -51,22 +53,11 @@ export interface RunOutput {
   signal?: AbortSignal;
 }
 
-/** The metrics files of a fine-tuning run. */
-export function finetuneMetricsPaths(outputModelPath: string): { jsonl: string; svg: string } {
-  return { jsonl: `${outputModelPath}.metrics.jsonl`, svg: `${outputModelPath}.loss.svg` };
-}
+/** The metrics files of a fine-tuning run: those of a pretraining run (metrics_log.ts). */
+export const finetuneMetricsPaths = metricsPaths;
 
 async function readTsv(path: string, flag: string, requireLabel = true): Promise<ClassifierFile> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`Cannot read --${flag} "${path}": no such file\n  hint: check the path`);
-    }
-    throw e;
-  }
-  return parseClassifierTsv(text, path, { requireLabel });
+  return parseClassifierTsv(await readFlagFile(flag, path), path, { requireLabel });
 }
 
 /** The classifier's starting weights and what the run says about them. */
