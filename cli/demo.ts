@@ -67,7 +67,7 @@ export async function run(opts: DemoOptions): Promise<void> {
   });
 
   // Pretrain the demo model (configs/albert/demo_config.json) from scratch; reports show the loss falling.
-  const steps = DEMO_STEPS;
+  const steps = opts.totalSteps;
   await step(
     `pretrain ${steps} steps from scratch (configs/albert/demo_config.json, UER-py report lines)`,
     opts.quiet,
@@ -78,7 +78,7 @@ export async function run(opts: DemoOptions): Promise<void> {
           ...["--dataset_path", dataset, "--vocab_path", vocabPath, "--output_model_path", model],
           ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
           ...["--total_steps", String(steps), "--save_checkpoint_steps", String(steps)],
-          ...["--report_steps", String(steps / 10), "--batch_size", "32", "--learning_rate", String(DEMO_LR)],
+          ...["--report_steps", String(Math.max(1, Math.floor(steps / 10))), "--batch_size", "32", "--learning_rate", String(DEMO_LR)],
           ...["--device", opts.device, "--overwrite", ...quiet],
         ]),
       );
@@ -143,6 +143,5 @@ export async function run(opts: DemoOptions): Promise<void> {
   );
 }
 
-/** Demo training length and lr (about a minute on 2 CPU cores). */
-const DEMO_STEPS = 1500;
+/** Demo learning rate. */
 const DEMO_LR = 1e-3;

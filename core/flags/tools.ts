@@ -36,6 +36,12 @@ export type InspectOptions = OptionsOf<typeof INSPECT_FLAGS>;
 /** Flags of `demo`. */
 export const DEMO_FLAGS = {
   work_dir: { type: "string", default: ".tmp/demo", help: "Where the demo writes its files." },
+  total_steps: {
+    type: "int",
+    default: 1500,
+    min: 1,
+    help: "Pretraining steps (1500: about a minute on 2 cores; fewer for a quick look, e.g. README's test).",
+  },
   ...DEVICE_OPTS,
   quiet: { type: "bool", help: "Print only the results." },
 } as const satisfies FlagTable;
