@@ -197,7 +197,11 @@ Deno.test("a second SIGTERM exits at once (143), naming the last checkpoint, wit
   child.kill("SIGTERM");
   // Signals are not queued: the second is sent once the first was taken.
   await until(/interrupted by SIGTERM: stopping after the current step\n/);
-  child.kill("SIGTERM");
+  try {
+    child.kill("SIGTERM");
+  } catch (e) {
+    throw new Error(`the run ended before the second signal (${e}):\n${err}`);
+  }
   for (let r = await reader.read(); !r.done; r = await reader.read()) err += r.value;
   const { code } = await child.status;
   await child.stdout.cancel();
@@ -205,7 +209,7 @@ Deno.test("a second SIGTERM exits at once (143), naming the last checkpoint, wit
   // The second one: temporaries (an unfinished checkpoint, a loss curve) removed, then the last words.
   assert.match(err, /\ninterrupted by SIGTERM(: removed \S+\.tmp-\d+-[0-9a-f]{8}(, \S+\.tmp-\d+-[0-9a-f]{8})*)?\n/);
   assert.match(err, new RegExp(`the last checkpoint is ${out}-\\d+; resume with:\\n {2}\\S+ run -A `));
-  assert.ok(!listing(`${work}/t`).some((n) => n.includes(".tmp-")), listing(`${work}/t`).join(" "));
+  assert.ok(!listing(`${work}/t`).some((n) => n.includes(".tmp-")), `${listing(`${work}/t`).join(" ")}\n${err}`);
 });
 
 /** Pids of processes whose command line holds `marker` (Linux /proc). */

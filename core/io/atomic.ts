@@ -111,15 +111,22 @@ export async function writeDirAtomic(
  */
 export function removeActiveTempsSync(): string[] {
   const removed: string[] = [];
+  const pause = new Int32Array(new SharedArrayBuffer(4));
   for (const tmp of active) {
-    // A worker thread may still be writing into the folder: try again if a file appears meanwhile.
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // An asynchronous write still in flight (a worker thread, a pending mkdir or file write) may put a file
+    // back into the folder, or the folder itself: look again a little later, a few times.
+    for (let attempt = 0; attempt < 4; attempt++) {
       try {
         Deno.removeSync(tmp, { recursive: true });
-        removed.push(tmp);
-        break;
+        if (!removed.includes(tmp)) removed.push(tmp);
       } catch (e) {
-        if (e instanceof Deno.errors.NotFound) break;
+        if (!(e instanceof Deno.errors.NotFound)) continue;
+      }
+      Atomics.wait(pause, 0, 0, 25);
+      try {
+        Deno.lstatSync(tmp);
+      } catch {
+        break; // gone for good
       }
     }
   }
