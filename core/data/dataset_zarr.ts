@@ -16,9 +16,9 @@
  * Every array is chunked by rows (`chunk_rows`) and compressed with zstd (format 2). `src` holds the
  * original ids also with static masking; the reader puts `mlm_input` at `mlm_pos` and returns the
  * originals as targets, so instances equal UER-py's. (Format 1, still read: `src` masked, `mlm_id`
- * the originals, no compression.) The next chunk of a part is decoded in the background while one is
- * read (two ahead, on the thread pool with native zstd), so the pretrain loader's sequential fills do
- * not wait for zstd.
+ * the originals, no compression.) The pretrain loader reads its buffer fills with `readMany`: on a
+ * worker thread (dataset_worker.ts), ahead of time, packed in flat arrays, so decoding never holds the
+ * training thread (Deno runs `node:zlib`'s zstd on the calling JS thread, its async API included).
  * Part k is written by worker k alone (its line range of the corpus), so parallel workers write
  * disjoint files of one dataset and nothing is merged; instance order is part order, as UER-py's
  * merged file. Several datasets made with `--shard K/N` combine by putting them in one folder:
@@ -33,6 +33,7 @@ import * as zarr from "zarrita";
 import FileSystemStore from "@zarrita/storage/fs";
 import { DATASET_FORMAT, DATASET_READS_VERSIONS, type DatasetAttributes } from "./part_writer.ts";
 import { registerCodecs, specStore, useNativeCodecs } from "../io/zarr.ts";
+import type { PackedInstances } from "../train/loader.ts";
 
 export {
   chunkRowsFor,
@@ -119,6 +120,9 @@ export class DatasetReader {
   #cacheLimit = 8;
   /** Format 2: `src` stores the original ids, `mlm_input` the fed ones. */
   #unmaskedSrc: boolean;
+  /** `readMany` of at least this many rows runs on the reading worker (fewer: on this thread). */
+  workerMinRows = 1024;
+  #worker: ReadWorker | null = null;
 
   constructor(path: string, attrs: DatasetAttributes, parts: PartHandle[], sources: string[]) {
     this.path = path;
@@ -180,7 +184,15 @@ export class DatasetReader {
       );
     }
     const arrays = await p.arrays;
-    const chunks = await Promise.all(arrays.map((a) => a.getChunk(a.shape.length === 2 ? [c, 0] : [c])));
+    const chunks = await Promise.all(arrays.map((a) =>
+      a.getChunk(a.shape.length === 2 ? [c, 0] : [c]).catch((e) => {
+        const key = `${a.path.replace(/^\/+/, "")}/c/${c}${a.shape.length === 2 ? "/0" : ""}`;
+        throw new TypeError(
+          `Cannot read dataset "${p.base}": chunk "${key}" is damaged (${e instanceof Error ? e.message : e})` +
+            `\n  hint: run preprocess again to rewrite the dataset`,
+        );
+      })
+    ));
     const data = chunks.map((ch) => ch.data as IntArray);
     const R = arrays[0].chunks[0];
     return {
@@ -200,6 +212,75 @@ export class DatasetReader {
     const R = this.attrs.chunk_rows;
     const ch = await this.#chunk(p, Math.floor(local / R));
     return this.#row(ch, local % R);
+  }
+
+  /**
+   * Instances `indices` (ascending) packed as the pretrain loader keeps a buffer fill. Many rows (at
+   * least `workerMinRows`) are read and decoded on a worker thread, so a training step running on this
+   * thread meanwhile is not held up; `close()` stops that thread (it also stops after 10 s idle).
+   *
+   * @example
+   * ```ts
+   * const fill = await ds.readMany(Int32Array.of(0, 1, 2)); // fill.src, fill.srcStart, fill.tgtPos...
+   * ds.close();
+   * ```
+   */
+  readMany(indices: Int32Array): Promise<PackedInstances> {
+    if (indices.length < this.workerMinRows || typeof Worker === "undefined") return this.readRows(indices);
+    this.#worker ??= new ReadWorker(this.path);
+    return this.#worker.read(indices);
+  }
+
+  /** {@link readMany} on this thread. */
+  async readRows(indices: Int32Array): Promise<PackedInstances> {
+    const n = indices.length, L = this.seqLength, R = this.attrs.chunk_rows;
+    const P = this.staticMasking ? this.attrs.max_predictions : 0;
+    // Ids as the batches hold them (int32): widened here, on the reading thread, not at each batch.
+    const Ids = Int32Array;
+    const Pos = L <= 65535 ? Uint16Array : Int32Array;
+    // Sized for full rows and every target; trimmed to what the rows hold at the end.
+    const out: PackedInstances = {
+      indices: Int32Array.from(indices),
+      srcStart: new Int32Array(n + 1),
+      src: new Ids(n * L),
+      tgtStart: new Int32Array(n + 1),
+      tgtPos: new Pos(n * P),
+      tgtId: new Ids(n * P),
+      masked: new Uint8Array(n).fill(this.staticMasking ? 1 : 0),
+      segPos: new Pos(2 * n),
+      isWrongOrder: new Uint8Array(n),
+    };
+    let s = 0, t = 0;
+    for (let r = 0; r < n;) {
+      if (r > 0 && !(indices[r] > indices[r - 1])) {
+        throw new RangeError(`Cannot read instances of dataset "${this.path}": indexes must ascend`);
+      }
+      const [p, local] = this.#locate(indices[r]);
+      const c = Math.floor(local / R);
+      const ch = await this.#chunk(p, c);
+      const end = p.first + Math.min((c + 1) * R, p.count); // past the chunk's last instance
+      for (; r < n && indices[r] < end && (r === 0 || indices[r] > indices[r - 1]); r++) {
+        const row = indices[r] - p.first - c * R;
+        const [len, nt] = this.#copyRow(ch, row, out.src, s, out.tgtPos, out.tgtId, t);
+        s += len;
+        t += nt;
+        out.srcStart[r + 1] = s;
+        out.tgtStart[r + 1] = t;
+        out.segPos[2 * r] = ch.segPos[2 * row];
+        out.segPos[2 * r + 1] = ch.segPos[2 * row + 1];
+        out.isWrongOrder[r] = ch.wrong[row];
+      }
+    }
+    out.src = out.src.slice(0, s);
+    out.tgtPos = out.tgtPos.slice(0, t);
+    out.tgtId = out.tgtId.slice(0, t);
+    return out;
+  }
+
+  /** Stops the reading worker of `readMany`, if one runs (reading again starts another). */
+  close(): void {
+    this.#worker?.stop();
+    this.#worker = null;
   }
 
   /** Instances `[start, end)` in order. */
@@ -260,28 +341,107 @@ export class DatasetReader {
   }
 
   #row(ch: LoadedChunk, r: number): DatasetInstance {
-    const L = this.seqLength;
-    const n = ch.length[r];
-    const src = Int32Array.from(ch.src.subarray(r * L, r * L + n));
-    const tgt: [number, number][] = [];
-    if (ch.mlmPos && ch.mlmIds) {
-      const P = this.attrs.max_predictions;
-      for (let k = 0; k < P; k++) {
-        const pos = ch.mlmPos[r * P + k];
-        if (pos === 0) break;
-        if (pos >= n) throw new RangeError(`Cannot read dataset "${this.path}": a masked position is past its row`);
-        if (this.#unmaskedSrc) {
-          tgt.push([pos, src[pos]]); // the original id; the model is fed mlm_input there
-          src[pos] = ch.mlmIds[r * P + k];
-        } else tgt.push([pos, ch.mlmIds[r * P + k]]);
-      }
-    }
+    const P = ch.mlmPos ? this.attrs.max_predictions : 0;
+    const src = new Int32Array(this.seqLength), pos = new Int32Array(P), ids = new Int32Array(P);
+    const [n, nt] = this.#copyRow(ch, r, src, 0, pos, ids, 0);
     return {
-      src,
-      tgtMlm: tgt,
+      src: src.slice(0, n),
+      tgtMlm: Array.from({ length: nt }, (_, k) => [pos[k], ids[k]] as [number, number]),
       isWrongOrder: ch.wrong[r] as 0 | 1,
       segPos: [ch.segPos[2 * r], ch.segPos[2 * r + 1]],
     };
+  }
+
+  /**
+   * Row `r` of a chunk as the model is fed it: its ids into `src` at `s` (masks applied), its targets
+   * (position, original id) into `pos`/`ids` at `t`. Returns the row's length and target count.
+   */
+  #copyRow(ch: LoadedChunk, r: number, src: IntArray, s: number, pos: IntArray, ids: IntArray, t: number) {
+    const L = this.seqLength;
+    const n = ch.length[r];
+    if (n > L) throw new RangeError(`Cannot read dataset "${this.path}": a row is longer than seq_length ${L}`);
+    src.set(ch.src.subarray(r * L, r * L + n), s);
+    let k = 0;
+    if (ch.mlmPos && ch.mlmIds) {
+      const P = this.attrs.max_predictions;
+      for (; k < P; k++) {
+        const p = ch.mlmPos[r * P + k];
+        if (p === 0) break;
+        if (p >= n) throw new RangeError(`Cannot read dataset "${this.path}": a masked position is past its row`);
+        pos[t + k] = p;
+        if (this.#unmaskedSrc) {
+          ids[t + k] = src[s + p]; // the original id; the model is fed mlm_input there
+          src[s + p] = ch.mlmIds[r * P + k];
+        } else ids[t + k] = ch.mlmIds[r * P + k];
+      }
+    }
+    return [n, k] as const;
+  }
+}
+
+/** A reading worker stops after this long without a request (so a forgotten one never holds the process). */
+const WORKER_IDLE_MS = 10_000;
+
+/** Requests to dataset_worker.ts and its answers. */
+export type DatasetWorkerRequest = { type: "read"; id: number; path: string; indices: Int32Array };
+export type DatasetWorkerAnswer =
+  | { type: "done"; id: number; packed: PackedInstances }
+  | { type: "error"; id: number; name: string; message: string };
+
+/** The worker thread behind `DatasetReader.readMany`: one request at a time, in order. */
+class ReadWorker {
+  readonly path: string;
+  #worker: Worker | null = null;
+  #pending = new Map<number, { resolve: (p: PackedInstances) => void; reject: (e: Error) => void }>();
+  #id = 0;
+  #idle: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  read(indices: Int32Array): Promise<PackedInstances> {
+    clearTimeout(this.#idle);
+    const w = this.#worker ??= this.#start();
+    const id = ++this.#id;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      w.postMessage({ type: "read", id, path: this.path, indices } satisfies DatasetWorkerRequest);
+    });
+  }
+
+  #start(): Worker {
+    const w = new Worker(new URL("./dataset_worker.ts", import.meta.url).href, { type: "module" });
+    w.onmessage = (e: MessageEvent<DatasetWorkerAnswer>) => {
+      const m = e.data;
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (m.type === "done") p.resolve(m.packed);
+      else {
+        const Ctor = m.name === "RangeError" ? RangeError : m.name === "SyntaxError" ? SyntaxError : TypeError;
+        p.reject(new Ctor(m.message));
+      }
+      if (this.#pending.size === 0) {
+        const idle = setTimeout(() => this.stop(), WORKER_IDLE_MS);
+        Deno.unrefTimer(idle);
+        this.#idle = idle;
+      }
+    };
+    w.onerror = (e) => {
+      e.preventDefault();
+      this.stop(new Error(`Cannot read dataset "${this.path}": its reading thread failed: ${e.message}`));
+    };
+    return w;
+  }
+
+  /** Terminates the thread; requests still pending fail with `reason`. */
+  stop(reason = new Error(`Cannot read dataset "${this.path}": the reader was closed`)): void {
+    clearTimeout(this.#idle);
+    this.#worker?.terminate();
+    this.#worker = null;
+    for (const p of this.#pending.values()) p.reject(reason);
+    this.#pending.clear();
   }
 }
 

@@ -13,6 +13,14 @@ import {
   writeDatasetAttributes,
 } from "./dataset_zarr.ts";
 import { PyRandom } from "./py_random.ts";
+import {
+  AlbertLoader,
+  type Batch,
+  type InstanceSource,
+  type LoaderState,
+  type PackedInstances,
+  packInstances,
+} from "../train/loader.ts";
 
 function randomInstances(n: number, seqLength: number, seed: number): AlbertInstance[] {
   const r = new PyRandom(seed);
@@ -160,4 +168,86 @@ Deno.test("chunkRowsFor() keeps src chunks near 1 MiB", () => {
   assert.equal(chunkRowsFor(128), 4096);
   assert.equal(chunkRowsFor(512), 1024);
   assert.equal(chunkRowsFor(48), 8192);
+});
+
+/** A packed fill as plain rows (to compare fills read different ways). */
+function rowsOf(p: PackedInstances) {
+  return Array.from(p.indices, (i, r) => ({
+    i,
+    src: Array.from(p.src.subarray(p.srcStart[r], p.srcStart[r + 1])),
+    tgt: Array.from({ length: p.tgtStart[r + 1] - p.tgtStart[r] }, (_, k) => {
+      const j = p.tgtStart[r] + k;
+      return [p.tgtPos[j], p.tgtId[j]];
+    }),
+    masked: p.masked[r],
+    seg: [p.segPos[2 * r], p.segPos[2 * r + 1]],
+    w: p.isWrongOrder[r],
+  }));
+}
+
+Deno.test("readMany() packs the instances instance() returns, on its worker thread as on this one", async () => {
+  const dir = await Deno.makeTempDir();
+  const ds = await openDataset(
+    await (async () => {
+      await writeDataset(dir, [randomInstances(37, 20, 1), randomInstances(0, 20, 2), randomInstances(16, 20, 3)], {});
+      return dir;
+    })(),
+  );
+  try {
+    const indices = Int32Array.of(0, 2, 15, 16, 17, 36, 37, 40, 52); // across chunks and parts
+    const here = await ds.readRows(indices);
+    ds.workerMinRows = 1;
+    const there = await ds.readMany(indices);
+    const one = await packInstances(indices, (i) => ds.instance(i));
+    assert.deepEqual(rowsOf(here), rowsOf(one));
+    assert.deepEqual(rowsOf(there), rowsOf(one));
+    assert.equal(there.src.length, there.srcStart[indices.length]); // trimmed to what the rows hold
+    await assert.rejects(() => ds.readMany(Int32Array.of(3, 2)), /indexes must ascend/);
+    await assert.rejects(() => ds.readMany(Int32Array.of(53)), /it has 53 instances/);
+    // A damaged chunk is an error of the read that needs it, naming the dataset.
+    await Deno.writeFile(`${dir}/parts/2/src/c/0/0`, new Uint8Array(64).fill(7));
+    ds.close(); // a new worker: its chunk cache is empty
+    await assert.rejects(() => ds.readMany(Int32Array.of(40)), (e: Error) => e.message.includes(dir));
+  } finally {
+    ds.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("AlbertLoader gives the same batches, fills and resumes over readMany's worker as over instance()", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeDataset(dir, [randomInstances(45, 20, 4), randomInstances(30, 20, 5)], {});
+    const ds = await openDataset(dir);
+    ds.workerMinRows = 1;
+    const oneByOne = { count: ds.count, seqLength: ds.seqLength, instance: (i: number) => ds.instance(i) };
+    for (const rank of [0, 1]) {
+      const make = (source: InstanceSource, fills: number[][]) =>
+        new AlbertLoader(source, {
+          batchSize: 4,
+          instancesBufferSize: 9, // several fills per pass, the last one partial
+          seed: 3,
+          rank,
+          worldSize: 2,
+          onFill: (o) => fills.push([...o]),
+        });
+      const fillsA: number[][] = [], fillsB: number[][] = [];
+      const a = make(oneByOne, fillsA), b = make(ds, fillsB);
+      let saved: LoaderState | null = null;
+      const batches: Batch[] = [];
+      for (let k = 0; k < 40; k++) {
+        const x = (await a.next()).batch, y = (await b.next()).batch;
+        assert.deepEqual(y, x, `rank ${rank} batch ${k}`);
+        batches.push(x);
+        if (k === 12) saved = JSON.parse(JSON.stringify(b.state()));
+      }
+      assert.deepEqual(fillsB, fillsA);
+      const c = make(ds, []);
+      c.restore(saved!);
+      for (let k = 13; k < 40; k++) assert.deepEqual((await c.next()).batch, batches[k], `resumed batch ${k}`);
+    }
+    ds.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -11,8 +11,9 @@
  * Omitted chunks read as the fill value (zarrita), as tensorstore and zarr-python write them.
  *
  * Compression runs where it is fastest: `node:zlib`'s native gzip/zstd when `useNativeCodecs()` found
- * it (Deno, Node; decoding then runs on libuv's thread pool), else CompressionStream / fflate for gzip
- * and numcodecs' wasm build for zstd and blosc. Browser compatible (the `node:zlib` import is
+ * it (Deno, Node; under Deno its async API too runs the codec on the calling JS thread, measured, so a
+ * reader that must not hold its thread decodes on a worker: dataset_worker.ts), else
+ * CompressionStream / fflate for gzip and numcodecs' wasm build for zstd and blosc. Browser compatible (the `node:zlib` import is
  * dynamic and optional).
  * @module
  */
@@ -123,9 +124,9 @@ let nativeTried: Promise<void> | undefined;
 /**
  * Switches gzip and zstd to `node:zlib`'s native code where it exists (once; a no-op in browsers or
  * where `useCodecImpl` already chose). Encoding is synchronous (one output buffer, no chunk list);
- * decoding runs on the thread pool, off the calling thread. gzip uses the RLE strategy (float
- * weights gain nothing from LZ matches; as small as level 9, several times faster); any decoder
- * reads it.
+ * decoding uses the async API (off the calling thread in Node; Deno runs it on the calling thread).
+ * gzip uses the RLE strategy (float weights gain nothing from LZ matches; as small as level 9,
+ * several times faster); any decoder reads it.
  */
 export function useNativeCodecs(): Promise<void> {
   nativeTried ??= (async () => {

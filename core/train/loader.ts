@@ -8,7 +8,14 @@
  * stored without masks (`--dynamic_masking`) are masked here with the same generator, in row order, as
  * UER-py's `mask_seq` in the loader. The whole position (file offset, read count, buffer, cursor and the
  * generator state) is a plain JSON object, so a run restored from a checkpoint continues with the batch
- * it would have drawn next. Browser compatible.
+ * it would have drawn next.
+ *
+ * Reading runs ahead of training: which instances the next fill reads does not depend on the generator,
+ * so as soon as a fill is shuffled the loader asks its source for the next fill's instances
+ * (`InstanceSource.readMany`; the zarr dataset reader reads and decodes them on a worker thread) and
+ * keeps them packed in flat arrays. When the buffer runs out, the next fill is usually in memory
+ * already: a step waits only for the shuffle and the copy of its own rows, whatever the dataset's
+ * codec. The order of batches and of generator draws is unchanged. Browser compatible.
  * @module
  */
 
@@ -35,6 +42,116 @@ export interface InstanceSource {
   readonly seqLength: number;
   /** Instance `i` in dataset order. */
   instance(i: number): LoaderInstance | Promise<LoaderInstance>;
+  /**
+   * Instances `indices` (ascending) at once, packed; optional (the loader packs `instance(i)` otherwise).
+   * A source that can should do the work off the calling thread: the loader asks for a fill ahead of
+   * time, while the trainer's step holds this thread.
+   */
+  readMany?(indices: Int32Array): Promise<PackedInstances>;
+}
+
+/**
+ * Instances in flat arrays, row `r` being dataset instance `indices[r]` (what a buffer fill holds).
+ * Row r's ids are `src[srcStart[r] .. srcStart[r + 1])` (as the model is fed: masks applied, unpadded);
+ * its targets `[tgtPos[k], tgtId[k]]` for k in `tgtStart[r] .. tgtStart[r + 1]`, ascending positions.
+ */
+export interface PackedInstances {
+  /** Dataset indexes, ascending. */
+  indices: Int32Array;
+  srcStart: Int32Array;
+  src: Int32Array | Uint16Array;
+  tgtStart: Int32Array;
+  tgtPos: Int32Array | Uint16Array;
+  /** The original id at each target position. */
+  tgtId: Int32Array | Uint16Array;
+  /** 1 where the row has stored targets, 0 where the loader masks it (`tgtMlm` null: dynamic masking). */
+  masked: Uint8Array;
+  /** `[len([CLS] A [SEP]), len(src)]` per row. */
+  segPos: Int32Array | Uint16Array;
+  isWrongOrder: Uint8Array;
+}
+
+/** The arrays of a {@link PackedInstances} (to transfer them between threads). */
+export function packedBuffers(p: PackedInstances): ArrayBuffer[] {
+  const arrays = [p.indices, p.srcStart, p.src, p.tgtStart, p.tgtPos, p.tgtId, p.masked, p.segPos, p.isWrongOrder];
+  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
+}
+
+/**
+ * Packs instances given one by one (`get(i)` for each of `indices`, ascending), for sources without
+ * `readMany`.
+ *
+ * @example
+ * ```ts
+ * const packed = await packInstances(Int32Array.of(0, 2), (i) => list[i]);
+ * ```
+ */
+export async function packInstances(
+  indices: Int32Array,
+  get: (i: number) => LoaderInstance | Promise<LoaderInstance>,
+): Promise<PackedInstances> {
+  const n = indices.length;
+  const rows: LoaderInstance[] = new Array(n);
+  let nSrc = 0, nTgt = 0;
+  for (let r = 0; r < n; r++) {
+    const ins = await get(indices[r]);
+    rows[r] = ins;
+    nSrc += ins.src.length;
+    nTgt += ins.tgtMlm?.length ?? 0;
+  }
+  const p: PackedInstances = {
+    indices: Int32Array.from(indices),
+    srcStart: new Int32Array(n + 1),
+    src: new Int32Array(nSrc),
+    tgtStart: new Int32Array(n + 1),
+    tgtPos: new Int32Array(nTgt),
+    tgtId: new Int32Array(nTgt),
+    masked: new Uint8Array(n),
+    segPos: new Int32Array(2 * n),
+    isWrongOrder: new Uint8Array(n),
+  };
+  let s = 0, t = 0;
+  for (let r = 0; r < n; r++) {
+    const ins = rows[r];
+    for (let k = 0; k < ins.src.length; k++) p.src[s++] = ins.src[k];
+    p.srcStart[r + 1] = s;
+    if (ins.tgtMlm !== null && ins.tgtMlm !== undefined) {
+      p.masked[r] = 1;
+      for (let k = 0; k < ins.tgtMlm.length; k++) {
+        p.tgtPos[t] = ins.tgtMlm[k][0];
+        p.tgtId[t++] = ins.tgtMlm[k][1];
+      }
+    }
+    p.tgtStart[r + 1] = t;
+    p.segPos[2 * r] = ins.segPos[0];
+    p.segPos[2 * r + 1] = ins.segPos[1];
+    p.isWrongOrder[r] = ins.isWrongOrder;
+  }
+  return p;
+}
+
+/** Row of dataset index `i` in `p` (binary search over the ascending indices), or -1. */
+function rowOf(p: PackedInstances, i: number): number {
+  const idx = p.indices;
+  let lo = 0, hi = idx.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = idx[mid];
+    if (v === i) return mid;
+    if (v < i) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** A fill read ahead: the indices it reads from `position`/`readCount` on, where it leaves them, its data. */
+interface FillPlan {
+  from: number;
+  fromCount: number;
+  indices: Int32Array;
+  position: number;
+  readCount: number;
+  data: Promise<PackedInstances>;
 }
 
 /** One training batch, row-major `[batchSize * seqLength]`, as UER-py's loader yields it. */
@@ -122,8 +239,10 @@ export class AlbertLoader {
   #buffer: number[] = [];
   #start = 0;
   #fills = 0;
-  /** The buffer's instances by dataset index (UER-py keeps the buffer in memory). */
-  #loaded: Map<number, LoaderInstance> | null = new Map();
+  /** The buffer's instances, packed (UER-py keeps the buffer in memory); null after `restore`. */
+  #loaded: PackedInstances | null = null;
+  /** The next fill, being read while the current buffer is used. */
+  #ahead: FillPlan | null = null;
 
   constructor(source: InstanceSource, options: LoaderOptions) {
     const { batchSize, instancesBufferSize } = options;
@@ -156,39 +275,62 @@ export class AlbertLoader {
   }
 
   /**
-   * `_fill_buf`: read this rank's next instances (stop at the buffer size or the dataset end) into
-   * memory, in dataset order, then shuffle the buffer.
+   * The fill `_fill_buf` makes from `position`/`readCount`: this rank's next instances in dataset order,
+   * stopping at the buffer size or at the dataset's end (then the next fill starts from 0); its
+   * instances start loading now.
    */
-  async #fill(): Promise<void> {
-    const buffer: number[] = [];
+  #plan(position: number, readCount: number): FillPlan {
+    const from = position, fromCount = readCount;
+    const picked: number[] = [];
     const n = this.source.count;
     for (;;) {
-      if (this.#position >= n) {
-        this.#position = 0; // EOF: UER-py seeks back to 0 and stops this fill
+      if (position >= n) {
+        position = 0; // EOF: UER-py seeks back to 0 and stops this fill
         break;
       }
-      const i = this.#position++;
-      this.#readCount++;
-      if ((this.#readCount - 1) % this.worldSize === this.rank) {
-        buffer.push(i);
-        if (buffer.length >= this.bufferSize) break;
+      const i = position++;
+      readCount++;
+      if ((readCount - 1) % this.worldSize === this.rank) {
+        picked.push(i);
+        if (picked.length >= this.bufferSize) break;
       }
     }
-    const loaded = new Map<number, LoaderInstance>();
-    for (const i of buffer) loaded.set(i, await this.source.instance(i));
+    const indices = Int32Array.from(picked);
+    const data = this.#read(indices);
+    data.catch(() => {}); // a read ahead that is never used must not fail the run; a used one rethrows
+    return { from, fromCount, indices, position, readCount, data };
+  }
+
+  #read(indices: Int32Array): Promise<PackedInstances> {
+    if (this.source.readMany) return this.source.readMany(indices);
+    return packInstances(indices, (i) => this.source.instance(i));
+  }
+
+  /** `_fill_buf`: takes the fill read ahead (or reads it now), shuffles it, and starts reading the next. */
+  async #fill(): Promise<void> {
+    const ahead = this.#ahead;
+    const plan = ahead && ahead.from === this.#position && ahead.fromCount === this.#readCount
+      ? ahead
+      : this.#plan(this.#position, this.#readCount);
+    this.#ahead = null;
+    const loaded = await plan.data;
+    this.#position = plan.position;
+    this.#readCount = plan.readCount;
+    const buffer = Array.from(plan.indices);
     this.rng.shuffle(buffer);
     this.#buffer = buffer;
     this.#loaded = loaded;
     this.#start = 0;
     this.#fills++;
     this.onFill?.(buffer);
+    this.#ahead = this.#plan(this.#position, this.#readCount);
   }
 
-  /** After `restore`: read the buffer's instances back, in dataset order. */
+  /** After `restore`: read the buffer's instances back, and the next fill ahead. */
   async #reload(): Promise<void> {
-    const loaded = new Map<number, LoaderInstance>();
-    for (const i of [...this.#buffer].sort((a, b) => a - b)) loaded.set(i, await this.source.instance(i));
-    this.#loaded = loaded;
+    const current = this.#read(Int32Array.from(this.#buffer).sort());
+    this.#ahead ??= this.#plan(this.#position, this.#readCount);
+    this.#loaded = await current;
   }
 
   /** The next batch with at least one masked token. */
@@ -199,7 +341,7 @@ export class AlbertLoader {
     const limit = 2 * Math.ceil(this.source.count / this.worldSize) + 2;
     let emptyFills = 0;
     for (;;) {
-      if (this.#loaded === null) await this.#reload();
+      if (this.#loaded === null && this.#start < this.#buffer.length) await this.#reload();
       while (this.#start >= this.#buffer.length) {
         await this.#fill();
         if (this.#buffer.length === 0 && ++emptyFills > 2) {
@@ -227,19 +369,24 @@ export class AlbertLoader {
     const seg = new Int32Array(rows * t);
     const tgtSop = new Int32Array(rows);
     if (this.padId !== 0) src.fill(this.padId);
+    const p = this.#loaded!;
     let nMasked = 0;
     for (let r = 0; r < rows; r++) {
-      const ins = this.#loaded!.get(indices[r])!;
-      const len = ins.src.length;
+      const q = rowOf(p, indices[r]);
+      if (q < 0) throw new RangeError(`Cannot load instance ${indices[r]}: it is not in the loaded buffer`);
+      const s0 = p.srcStart[q], len = p.srcStart[q + 1] - s0;
       if (len > t) {
         throw new RangeError(
           `Cannot load instance ${indices[r]}: ${len} ids exceed the dataset's seq_length ${t}`,
         );
       }
       const o = r * t;
-      let row: ArrayLike<number> = ins.src;
-      let targets = ins.tgtMlm;
-      if (targets === null || targets === undefined) {
+      if (p.masked[q]) {
+        src.set(p.src.subarray(s0, s0 + len), o);
+        const t0 = p.tgtStart[q], t1 = p.tgtStart[q + 1];
+        for (let k = t0; k < t1; k++) tgtMlm[o + p.tgtPos[k]] = p.tgtId[k];
+        nMasked += t1 - t0;
+      } else {
         if (!this.masker) {
           throw new TypeError(
             `Cannot load instance ${indices[r]}: it has no masks (dynamic masking) and no masker was given`,
@@ -247,19 +394,14 @@ export class AlbertLoader {
         }
         // NOTE: UER-py masks the padded row; mask_seq strips and restores the trailing [PAD]s.
         const padded = new Array<number>(t).fill(this.padId);
-        for (let k = 0; k < len; k++) padded[k] = ins.src[k];
+        for (let k = 0; k < len; k++) padded[k] = p.src[s0 + k];
         const m = this.masker.mask(padded, this.rng);
-        row = m.src;
-        targets = m.tgtMlm;
+        for (let k = 0; k < Math.min(m.src.length, t); k++) src[o + k] = m.src[k];
+        for (const [pos, id] of m.tgtMlm) tgtMlm[o + pos] = id;
+        nMasked += m.tgtMlm.length;
       }
-      for (let k = 0; k < Math.min(row.length, t); k++) src[o + k] = row[k];
-      for (let k = 0; k < targets.length; k++) {
-        const [pos, id] = targets[k];
-        tgtMlm[o + pos] = id;
-      }
-      nMasked += targets.length;
-      tgtSop[r] = ins.isWrongOrder;
-      const [a, b] = ins.segPos;
+      tgtSop[r] = p.isWrongOrder[q];
+      const a = p.segPos[2 * q], b = p.segPos[2 * q + 1];
       seg.fill(1, o, o + a);
       seg.fill(2, o + a, o + b);
     }
@@ -300,5 +442,6 @@ export class AlbertLoader {
     this.#start = state.start;
     this.#fills = state.fills ?? 0;
     this.#loaded = null; // read back on the next batch
+    this.#ahead = null; // a read ahead from before is not this position's
   }
 }

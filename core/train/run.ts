@@ -174,6 +174,7 @@ function instanceSource(ds: DatasetReader): InstanceSource {
       const x = await ds.instance(i);
       return ds.staticMasking ? x : { ...x, tgtMlm: null };
     },
+    readMany: (indices) => ds.readMany(indices), // dynamic masking: rows without targets (masked 0)
   };
 }
 
@@ -501,6 +502,7 @@ async function runRank(
         lead,
       };
     } finally {
+      ds.close();
       await trainer.dispose();
     }
   } finally {
