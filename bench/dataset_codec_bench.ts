@@ -1,28 +1,38 @@
 /**
- * Dataset bytes per instance by codec and layout, and what decoding costs the pretrain loader
- * (DESIGN.md §2 "Formats" records the decision these figures support).
+ * Dataset bytes per instance by codec and layout (DESIGN.md §2 "Formats" records the decision these
+ * figures support).
  *
  * The reference corpus (`CLUECorpusSmall_sampled.txt`, or `--corpus`) is preprocessed at
  * `--seq_length` 128 and 512 (`--dup_factor 5`, static masking, one part, as the model card's flags
- * otherwise). From its instances the bench rebuilds every chunk in memory, in two layouts:
+ * otherwise), then again with `--dup_factor 1`. The sample is one 2,500-line document whose instances
+ * at dup 5 repeat its text about once per chunk, so zstd finds each text's earlier copy in the same
+ * chunk; in a large corpus (the card's ranges of ~440 MB) the copies lie millions of rows apart, as
+ * if each text were stored once: dup 1 shows that case. From the instances the bench rebuilds every
+ * chunk in memory, in two layouts:
  * - "masked src": `src` as the model is fed (masks applied) + `mlm_id` (the originals) — format 1;
  * - "original src": `src` the original text + `mlm_input` (what is fed at masked positions) — format 2;
  * and compresses each chunk with each codec (none, zstd levels, gzip), counting bytes per instance
- * (chunks only; metadata adds ~0.1 B). "format 1 on disk" is what the previous build wrote:
- * uncompressed, the part's last chunk padded to full size. Encoding speed is MB/s of raw chunk bytes
- * on this thread (native zstd), next to preprocess's own time for the same dataset.
+ * (chunks only; metadata adds ~0.1 B), against "format 1 on disk" (what the first build wrote:
+ * uncompressed, the part's last chunk padded to full size) and against the uncompressed rows
+ * (no padded chunk). Encoding speed is MB/s of raw chunk bytes on this thread (native zstd), next to
+ * preprocess's own time for the same dataset.
  *
- * Loader: `AlbertLoader` (batch 64, buffer 25,600 as UER-py) draws `--batches` batches from the zstd
- * dataset and from an uncompressed copy written by the same writer, alternating 3 rounds, and
- * prints the median ms per batch of each: decoding runs on the thread pool, one chunk ahead.
- * `deno run -A bench/dataset_codec_bench.ts [--corpus FILE] [--batches N]`
+ * What decoding costs a training step is bench/loader_bench.ts's (it reuses `preprocessReference` and
+ * `uncompressedCopy` from here).
+ * `deno run -A bench/dataset_codec_bench.ts [--corpus FILE]`
  * @module
  */
 import { type PreprocessConfig, preprocessCorpus } from "../core/data/preprocess.ts";
-import { DATASET_COMPRESSORS, openDataset, partLayout, PartWriter } from "../core/data/dataset_zarr.ts";
+import {
+  DATASET_COMPRESSORS,
+  type DatasetReader,
+  openDataset,
+  partLayout,
+  PartWriter,
+} from "../core/data/dataset_zarr.ts";
 import { writeDatasetAttributes } from "../core/data/part_writer.ts";
+import { numToPredict } from "../core/data/masking.ts";
 import { type CodecSpec, encodeChunk, useNativeCodecs } from "../core/io/zarr.ts";
-import { AlbertLoader, type InstanceSource } from "../core/train/loader.ts";
 import { refPath } from "../tests/reference.ts";
 import { parseOptions } from "../cli/options.ts";
 
@@ -32,10 +42,15 @@ function arg(name: string, dflt: string): string {
 }
 
 /** The model card's `preprocess` flags at `seqLength`, one part, as the CLI parses them. */
-function config(corpusPath: string, datasetPath: string, seqLength: number): Promise<PreprocessConfig> {
+export function config(
+  corpusPath: string,
+  datasetPath: string,
+  seqLength: number,
+  dupFactor = 5,
+): Promise<PreprocessConfig> {
   return parseOptions("preprocess", [
     ...["--corpus_path", corpusPath, "--vocab_path", refPath("vocab/google_zh_vocab.txt")],
-    ...["--dataset_path", datasetPath, "--seq_length", String(seqLength), "--dup_factor", "5"],
+    ...["--dataset_path", datasetPath, "--seq_length", String(seqLength), "--dup_factor", String(dupFactor)],
     ...["--processes_num", "1", "--target", "albert", "--overwrite", "--quiet"],
   ]);
 }
@@ -101,43 +116,47 @@ async function sizeOf(chunks: Chunks, codecs: CodecSpec[]): Promise<{ bytes: num
   return { bytes, raw, ms: performance.now() - t0 };
 }
 
-async function loaderMsPerBatch(dir: string, batches: number): Promise<number> {
-  const ds = await openDataset(dir);
-  const source: InstanceSource = {
-    count: ds.count,
-    seqLength: ds.seqLength,
-    instance: (i) => ds.instance(i),
-  };
-  const loader = new AlbertLoader(source, { batchSize: 64, instancesBufferSize: 25600, seed: 7 });
-  const t0 = performance.now();
-  for (let b = 0; b < batches; b++) await loader.next();
-  return (performance.now() - t0) / batches;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+/**
+ * Writes the instances of `ds` again, uncompressed (format 2 layout, `bytes` codec only), with the same
+ * writer, as one part at `dir`; returns the copy opened.
+ */
+export async function uncompressedCopy(ds: DatasetReader, dir: string): Promise<DatasetReader> {
+  const w = await PartWriter.create(`${dir}/parts/0`, partLayout(ds.seqLength, ds.attrs.vocab_size, true), []);
+  for (let i = 0; i < ds.count; i++) {
+    const ins = await ds.instance(i);
+    await w.append({
+      src: Array.from(ins.src),
+      tgtMlm: ins.tgtMlm,
+      isWrongOrder: ins.isWrongOrder,
+      segPos: ins.segPos,
+    });
+  }
+  const count = await w.close();
+  await writeDatasetAttributes(dir, { ...ds.attrs, count, parts: [{ ...ds.attrs.parts[0], path: "parts/0", count }] });
+  return await openDataset(dir);
 }
 
 /** Runs the bench; returns its figures. */
 export async function datasetCodecBench(): Promise<unknown> {
   await useNativeCodecs();
   const corpus = arg("corpus", refPath("corpora/CLUECorpusSmall_sampled.txt"));
-  const batches = Number(arg("batches", "1200"));
   const tmp = await Deno.makeTempDir({ prefix: "uer-ts-codec-bench-" });
   const out: Record<string, unknown> = { corpus: corpus.split("/").pop(), load: loadAvg() };
   try {
-    for (const seq of [128, 512]) {
-      const dir = `${tmp}/ds${seq}`;
+    for (const [seq, dup] of [[128, 5], [512, 5], [128, 1], [512, 1]]) {
+      const dir = `${tmp}/ds${seq}_${dup}`;
       const t0 = performance.now();
-      const s = await preprocessCorpus(await config(corpus, dir, seq));
+      const s = await preprocessCorpus(await config(corpus, dir, seq, dup));
       const preprocessSeconds = (performance.now() - t0) / 1000;
       const layout = partLayout(seq, 21128, true);
       const R = layout.chunkRows;
+      const P = numToPredict(seq);
+      const rowBytes = 2 * seq + 2 + 4 + 1 + 4 * P; // src, length, seg_pos, is_wrong_order, mlm_pos, mlm ids
       console.log(
-        `\nseq ${seq}: ${s.count} instances, chunk ${R} rows; preprocess ${
-          preprocessSeconds.toFixed(2)
-        } s (zstd 3 included)`,
+        `\nseq ${seq}, dup_factor ${dup}${dup === 1 ? " (each text once: as at scale)" : ""}: ${s.count} ` +
+          `instances, chunk ${R} rows, ${rowBytes} B per uncompressed row; preprocess ${
+            preprocessSeconds.toFixed(2)
+          } s (zstd 3 included)`,
       );
       const rows: Record<string, unknown>[] = [];
       let format1 = 0;
@@ -151,13 +170,14 @@ export async function datasetCodecBench(): Promise<unknown> {
             codec: name,
             bytesPerInstance: bytes / count,
             vsFormat1: format1 / (bytes / count),
+            vsRows: rowBytes / (bytes / count),
             encodeMBps: codecs.length ? raw / 1e3 / ms : null,
             encodeSeconds: codecs.length ? ms / 1000 : 0,
           };
           rows.push(row);
           console.log(
             `  ${row.layout.padEnd(13)} ${name.padEnd(7)} ${row.bytesPerInstance.toFixed(1).padStart(7)} B/instance  ` +
-              `${row.vsFormat1.toFixed(2)}x fewer than format 1${
+              `${row.vsFormat1.toFixed(2)}x fewer than format 1, ${row.vsRows.toFixed(2)}x than the rows${
                 codecs.length ? `  encode ${row.encodeMBps!.toFixed(0)} MB/s (${row.encodeSeconds.toFixed(2)} s)` : ""
               }`,
           );
@@ -173,37 +193,13 @@ export async function datasetCodecBench(): Promise<unknown> {
             (format1 / summary.bytesPerInstance).toFixed(2)
           }x fewer than format 1's ${format1.toFixed(1)}`,
       );
-      // The same instances, uncompressed, by the same writer: what the loader costs with and without zstd.
-      const plainDir = `${tmp}/plain${seq}`;
-      const w = await PartWriter.create(`${plainDir}/parts/0`, layout, []);
-      for (let i = 0; i < ds.count; i++) {
-        const ins = await ds.instance(i);
-        await w.append({
-          src: Array.from(ins.src),
-          tgtMlm: ins.tgtMlm,
-          isWrongOrder: ins.isWrongOrder,
-          segPos: ins.segPos,
-        });
-      }
-      await w.close();
-      await writeDatasetAttributes(plainDir, { ...ds.attrs, parts: [{ ...ds.attrs.parts[0] }] });
-      const z: number[] = [], p: number[] = [];
-      for (let round = 0; round < 3; round++) {
-        z.push(await loaderMsPerBatch(dir, batches));
-        p.push(await loaderMsPerBatch(plainDir, batches));
-      }
-      console.log(
-        `  loader, batch 64 (${batches} batches, ${Math.ceil(batches * 64 / 25600)} buffer fills): zstd ${
-          median(z).toFixed(3)
-        } ms/batch, uncompressed ${median(p).toFixed(3)} ms/batch (ratio ${(median(z) / median(p)).toFixed(2)})`,
-      );
-      out[`seq${seq}`] = {
+      out[`seq${seq}${dup === 1 ? "_dup1" : ""}`] = {
         instances: s.count,
+        rowBytes,
         preprocessSeconds,
         rows,
         onDiskBytesPerInstance: summary.bytesPerInstance,
         format1BytesPerInstance: format1,
-        loaderMsPerBatch: { zstd: median(z), uncompressed: median(p) },
       };
     }
   } finally {

@@ -3,8 +3,10 @@
  * attributes, the part layout and `PartWriter`, which streams one worker's instances into its part
  * as zarr v3 arrays (`bytes` little-endian + `zstd`; chunk keys `c/<k>` and `c/<k>/0`) through the
  * project's zarr layer (core/io/zarr.ts: metadata, codecs), the same one the reader and checkpoints
- * use. Each full chunk is compressed and written synchronously on the worker's own thread (native
- * zstd), so parallel workers write disjoint chunk files with no merge pass.
+ * use. Each full chunk is handed to a `ChunkSink`: by default compressed and written synchronously on
+ * the worker's own thread (native zstd); where a core is spare, preprocess gives the writer a
+ * compressing thread instead (chunk_compressor.ts), so zstd overlaps tokenizing. Parallel workers
+ * write disjoint chunk files with no merge pass.
  * Not browser compatible (Deno file writes).
  * @module
  */
@@ -40,6 +42,28 @@ export const DATASET_COMPRESSORS: readonly CodecSpec[] = [{
   name: "zstd",
   configuration: { level: 3, checksum: false },
 }];
+
+/**
+ * Where a part writer's full chunks go. `write` compresses `values` with `compressors` and writes
+ * them to `path`; it returns nothing when that is done, or a promise when it is under way elsewhere
+ * (then the sink owns `values`, and the writer takes a fresh buffer).
+ */
+export interface ChunkSink {
+  write(path: string, values: IntArray, compressors: readonly CodecSpec[]): void | Promise<void>;
+}
+
+/**
+ * The default sink: compresses on this thread and writes synchronously (Deno's async writeFile cost
+ * several times the CPU of writeFileSync for these 0.1–1 MiB files, measured); where compression is
+ * asynchronous (wasm), the write follows it.
+ */
+export const writeHere: ChunkSink = {
+  write(path, values, compressors) {
+    const z = encodeChunk(values, compressors);
+    if (z instanceof Promise) return z.then((b) => Deno.writeFile(path, b));
+    Deno.writeFileSync(path, z);
+  },
+};
 
 /** One part: which worker range it holds and how many instances. */
 export interface DatasetPart {
@@ -107,7 +131,8 @@ export function partLayout(seqLength: number, vocabSize: number, staticMasking: 
 }
 
 type IntDtype = "uint8" | "uint16" | "int32";
-type IntArray = Uint8Array | Uint16Array | Int32Array;
+/** The integer arrays of a dataset. */
+export type IntArray = Uint8Array | Uint16Array | Int32Array;
 
 function allocate(dtype: IntDtype, n: number): IntArray {
   return dtype === "uint8" ? new Uint8Array(n) : dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n);
@@ -138,24 +163,36 @@ export class PartWriter {
   readonly layout: PartLayout;
   readonly dir: string;
   readonly compressors: readonly CodecSpec[];
+  readonly sink: ChunkSink;
   #cols: Column[];
   #pending: Promise<void>[] = [];
   #row = 0; // rows in the current chunk
   #chunk = 0; // index of the current chunk
   count = 0;
 
-  private constructor(dir: string, layout: PartLayout, cols: Column[], compressors: readonly CodecSpec[]) {
+  private constructor(
+    dir: string,
+    layout: PartLayout,
+    cols: Column[],
+    compressors: readonly CodecSpec[],
+    sink: ChunkSink,
+  ) {
     this.dir = dir;
     this.layout = layout;
     this.#cols = cols;
     this.compressors = compressors;
+    this.sink = sink;
   }
 
-  /** Creates the part group and its array folders under `dir` (`compressors`: default `DATASET_COMPRESSORS`). */
+  /**
+   * Creates the part group and its array folders under `dir` (`compressors`: default
+   * `DATASET_COMPRESSORS`; `sink`: where chunks are compressed and written, default this thread).
+   */
   static async create(
     dir: string,
     layout: PartLayout,
     compressors: readonly CodecSpec[] = DATASET_COMPRESSORS,
+    sink: ChunkSink = writeHere,
   ): Promise<PartWriter> {
     await useNativeCodecs();
     const L = layout.seqLength;
@@ -178,7 +215,7 @@ export class PartWriter {
     await Deno.mkdir(dir, { recursive: true });
     await Deno.writeFile(`${dir}/zarr.json`, metadataBytes(groupMetadata()));
     await Promise.all(cols.map((c) => Deno.mkdir(`${dir}/${c.name}`, { recursive: true })));
-    return new PartWriter(dir, layout, cols, compressors);
+    return new PartWriter(dir, layout, cols, compressors, sink);
   }
 
   /** Adds one instance from the builder's buffers (a full chunk is written before it returns). */
@@ -232,10 +269,8 @@ export class PartWriter {
     return Promise.resolve();
   }
 
-  // Compresses and writes the current chunk's buffers and clears them for the next chunk. Synchronous
-  // with native zstd on purpose: Deno's async writeFile cost several times the CPU of writeFileSync for
-  // these 0.1–1 MiB files (measured). Where compression is asynchronous (wasm), the write waits in
-  // `#pending` for `close()`.
+  // Hands the current chunk's buffers to the sink and clears them (or takes fresh ones, when the sink
+  // keeps them for a write under way) for the next chunk.
   #flush(): void {
     if (this.#row === 0) return;
     const chunk = this.#chunk;
@@ -244,14 +279,13 @@ export class PartWriter {
       if (chunk === 0) Deno.mkdirSync(folder, { recursive: true });
       if (c.width) Deno.mkdirSync(`${folder}/${chunk}`, { recursive: true });
       const path = c.width ? `${folder}/${chunk}/0` : `${folder}/${chunk}`;
-      const z = encodeChunk(c.buf, this.compressors);
-      if (z instanceof Promise) {
-        this.#pending.push(z.then((b) => Deno.writeFile(path, b)));
-        c.buf = allocate(c.dtype, c.buf.length); // the old buffer is being compressed
-      } else {
-        Deno.writeFileSync(path, z);
-        c.buf.fill(0);
-      }
+      const size = c.buf.length; // a sink on another thread detaches the buffer it takes
+      const done = this.sink.write(path, c.buf, this.compressors);
+      if (done instanceof Promise) {
+        this.#pending.push(done);
+        done.catch(() => {}); // awaited in close()
+        c.buf = allocate(c.dtype, size);
+      } else c.buf.fill(0);
     }
     this.#chunk++;
     this.#row = 0;

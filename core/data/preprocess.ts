@@ -28,6 +28,7 @@ import {
   writeDatasetAttributes,
 } from "./part_writer.ts";
 import { numToPredict } from "./masking.ts";
+import { CompressingThread } from "./chunk_compressor.ts";
 import {
   type RangeJob,
   type RangeResult,
@@ -70,6 +71,8 @@ export type PreprocessConfig =
     scanPieceBytes?: number;
     /** Largest range (bytes) whose token ids are kept between passes, instead of `tokenCacheLimit` (tests). */
     tokenCacheBytes?: number;
+    /** Compressing threads, instead of one per tokenizing thread while cores are spare (tests, benches). */
+    compressingThreads?: number;
   };
 
 /** Progress of a run: lines processed over all passes and workers. */
@@ -94,6 +97,13 @@ export interface PreprocessSummary {
     ranges: { thread: number; start: number; end: number }[];
   };
 }
+
+/**
+ * Corpus bytes × dup_factor per tokenizing thread from which it gets a compressing thread (where a core
+ * is spare): zstd then takes ~40 ms of the ~0.3 s such a thread works (seq 512), more than starting
+ * a Worker costs it.
+ */
+export const MIN_BYTES_FOR_COMPRESSING_THREAD = 8 << 20;
 
 /** Corpus bytes per preprocessing thread (see `threadCount`). */
 export const MIN_BYTES_PER_THREAD = 4 << 20;
@@ -198,10 +208,22 @@ class WorkerPool {
     }
   }
 
-  /** Sends the vocab so each worker builds its tokenizer before its job arrives. */
-  init(vocabText: string, vocabPath: string, doLowerCase: boolean, charClasses: Uint8Array): void {
-    const m: WorkerRequest = { type: "init", vocabText, vocabPath, doLowerCase, charClasses };
-    for (const w of this.workers) w.postMessage(m);
+  /**
+   * Sends the vocab so each worker builds its tokenizer before its job arrives; the first
+   * `compressing` workers also start a compressing thread.
+   */
+  init(vocabText: string, vocabPath: string, doLowerCase: boolean, charClasses: Uint8Array, compressing: number): void {
+    this.workers.forEach((w, i) => {
+      const m: WorkerRequest = {
+        type: "init",
+        vocabText,
+        vocabPath,
+        doLowerCase,
+        charClasses,
+        compressingThread: i < compressing,
+      };
+      w.postMessage(m);
+    });
   }
 
   /** Runs `job` on worker `i`. */
@@ -269,13 +291,15 @@ async function runJobs(
   vocab: Vocab,
   doLowerCase: boolean,
   pool: WorkerPool,
+  sink: CompressingThread | null,
   onLines: (n: number) => void,
   clock: () => number,
 ): Promise<{ results: RangeResult[]; ranges: PreprocessSummary["timeline"]["ranges"] }> {
   const results: RangeResult[] = new Array(jobs.length);
   const ranges: PreprocessSummary["timeline"]["ranges"] = new Array(jobs.length);
   const tokenizer = inThread ? new BertTokenizer(vocab, { mode: "uer", doLowerCase }) : null;
-  const yieldToEvents = pool.workers.length > 0;
+  // Messages from workers and the compressing thread (chunks written) need the event loop.
+  const yieldToEvents = pool.workers.length > 0 || sink !== null;
   await shareOut(
     largestFirst(jobs.map((j) => j.byteEnd - j.byteStart)),
     pool.workers.length,
@@ -287,7 +311,7 @@ async function runJobs(
     tokenizer
       ? async (j) => {
         const start = clock();
-        results[j] = await runRange({ ...jobs[j], vocab, tokenizer }, onLines, yieldToEvents);
+        results[j] = await runRange({ ...jobs[j], vocab, tokenizer, sink: sink ?? undefined }, onLines, yieldToEvents);
         ranges[j] = { thread: 0, start, end: clock() };
       }
       : undefined,
@@ -321,10 +345,18 @@ export async function preprocessCorpus(
   const threads = Math.min(cfg.processesNum, cfg.threads ?? threadCount(cfg.processesNum, bytes / (shard?.count ?? 1)));
   const inThread = !cfg.forceWorkers;
   const pool = new WorkerPool(threads - (inThread ? 1 : 0));
+  // A compressing thread per tokenizing thread while cores are spare (this thread's first, started
+  // now so that its start-up overlaps the scan): zstd then overlaps tokenizing. Not for small runs,
+  // where starting a thread costs this one more than the compression it would take over.
+  const cores = navigator.hardwareConcurrency || 1;
+  const big = (bytes / threads) * cfg.dupFactor >= MIN_BYTES_FOR_COMPRESSING_THREAD;
+  const compressing = Math.min(threads, cfg.compressingThreads ?? (big ? Math.max(0, cores - threads) : 0));
+  const sink = inThread && compressing > 0 ? new CompressingThread() : null;
   try {
-    return await build({ cfg, shard, bytes, inThread, pool, t0, onProgress });
+    return await build({ cfg, shard, bytes, inThread, pool, sink, compressing, t0, onProgress });
   } finally {
     pool.terminate();
+    sink?.close();
   }
 }
 
@@ -337,18 +369,26 @@ interface Build {
   /** Whether this thread runs ranges too. */
   inThread: boolean;
   pool: WorkerPool;
+  /** This thread's compressing thread, if any. */
+  sink: CompressingThread | null;
+  /** Compressing threads in all (this thread's included). */
+  compressing: number;
   /** `performance.now()` at the start. */
   t0: number;
   onProgress?: (p: PreprocessProgress) => void;
 }
 
-async function build({ cfg, shard, bytes, inThread, pool, t0, onProgress }: Build): Promise<PreprocessSummary> {
+async function build(
+  { cfg, shard, bytes, inThread, pool, sink, compressing, t0, onProgress }: Build,
+): Promise<PreprocessSummary> {
   const vocabPath = cfg.vocabPath;
   // Workers get the vocab text and the character table first, so their tokenizers are built while
   // this thread parses the vocab and scans the corpus (readVocabFile reports a bad vocab file).
   if (pool.workers.length > 0) {
     const vocabText = await Deno.readTextFile(vocabPath).catch(() => null);
-    if (vocabText !== null) pool.init(vocabText, vocabPath, cfg.doLowerCase, bmpClassTable());
+    if (vocabText !== null) {
+      pool.init(vocabText, vocabPath, cfg.doLowerCase, bmpClassTable(), compressing - (sink ? 1 : 0));
+    }
   }
   const vocab = await readVocabFile(vocabPath, "uer");
   const scan = await scanCorpus(cfg.corpusPath, bytes, pool, cfg.scanPieceBytes);
@@ -407,7 +447,7 @@ async function build({ cfg, shard, bytes, inThread, pool, t0, onProgress }: Buil
     const totalLines = jobs.reduce((s, j) => s + Math.max(j.lineEnd, j.lineStart + 1) - j.lineStart, 0) *
       cfg.dupFactor;
     let done = 0;
-    const { results, ranges } = await runJobs(jobs, inThread, vocab, cfg.doLowerCase, pool, (n) => {
+    const { results, ranges } = await runJobs(jobs, inThread, vocab, cfg.doLowerCase, pool, sink, (n) => {
       done += n;
       onProgress?.({ lines: done, totalLines });
     }, clock);

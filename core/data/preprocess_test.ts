@@ -154,15 +154,40 @@ Deno.test("threadCount() puts UER-py's ranges on one thread per 4 MiB and core; 
   assert.equal(tokenCacheLimit(2, 0), 64 << 20); // memory unknown
 });
 
+/** Every file under `dir` by relative path, with its bytes. */
+function filesOf(dir: string, at = ""): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const e of Deno.readDirSync(`${dir}${at}`)) {
+    const rel = `${at}/${e.name}`;
+    if (e.isDirectory) { for (const [k, v] of filesOf(dir, rel)) out.set(k, v); }
+    else out.set(rel, Deno.readFileSync(`${dir}${rel}`));
+  }
+  return out;
+}
+
 Deno.test("preprocessCorpus() gives the same dataset however ranges and scan are spread, with or without the id cache", async () => {
   const corpus = refPath("albert-tiny/train_trace_docs/corpus.txt");
   const base = ["--processes_num", "3", "--dup_factor", "2"];
-  await preprocessCorpus(await config(corpus, `${tmp}/t1`, base)); // one thread runs the 3 ranges
-  // This thread and a worker take the 3 ranges as they free up; both scan the corpus in 1 kB pieces.
-  await preprocessCorpus(await config(corpus, `${tmp}/t2`, base, { threads: 2, scanPieceBytes: 1000 }));
+  // one thread runs the 3 ranges and compresses their chunks
+  await preprocessCorpus(await config(corpus, `${tmp}/t1`, base, { compressingThreads: 0 }));
+  // This thread and a worker take the 3 ranges as they free up; both scan the corpus in 1 kB pieces;
+  // each hands its chunks to a compressing thread of its own.
   await preprocessCorpus(
-    await config(corpus, `${tmp}/t3`, base, { threads: 2, forceWorkers: true, scanPieceBytes: 999 }),
+    await config(corpus, `${tmp}/t2`, base, { threads: 2, scanPieceBytes: 1000, compressingThreads: 2 }),
   );
+  await preprocessCorpus(
+    await config(corpus, `${tmp}/t3`, base, {
+      threads: 2,
+      forceWorkers: true,
+      scanPieceBytes: 999,
+      compressingThreads: 1,
+    }),
+  );
+  // The same bytes on disk, whichever thread compressed a chunk.
+  const files = filesOf(`${tmp}/t1`);
+  assert.ok(files.size > 10);
+  assert.deepEqual(filesOf(`${tmp}/t2`), files);
+  assert.deepEqual(filesOf(`${tmp}/t3`), files);
   // No range keeps its token ids: the second pass reads and tokenizes again.
   await preprocessCorpus(await config(corpus, `${tmp}/t4`, base, { tokenCacheBytes: 0 }));
   const [a, b, c, d] = await Promise.all(["t1", "t2", "t3", "t4"].map((t) => readAll(`${tmp}/${t}`)));

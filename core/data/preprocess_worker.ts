@@ -14,7 +14,8 @@ import { setBmpClassTable } from "../tokenizer/char_class.ts";
 import { readVocabFile } from "../io/vocab_file.ts";
 import { type AlbertDatasetOptions, AlbertInstanceBuilder, type InstanceRow } from "./albert_dataset.ts";
 import { type EncodingErrors, isBlankLine, LineDecoder } from "./corpus_lines.ts";
-import { type PartLayout, PartWriter } from "./part_writer.ts";
+import { type ChunkSink, DATASET_COMPRESSORS, type PartLayout, PartWriter } from "./part_writer.ts";
+import { CompressingThread } from "./chunk_compressor.ts";
 import { wholeWordSupport } from "./word_segmenter.ts";
 import { PyRandom } from "./py_random.ts";
 import { type PieceScan, scanPiece } from "./corpus_scan.ts";
@@ -43,6 +44,8 @@ export interface RangeJob {
   vocab?: Vocab;
   /** A tokenizer over `vocab` made ahead of the job (not sent to workers). */
   tokenizer?: BertTokenizer;
+  /** Where the part's chunks are compressed and written (not sent to workers; default this thread). */
+  sink?: ChunkSink;
 }
 
 /** What a worker gets first, before the corpus is scanned: enough to build its tokenizer early. */
@@ -53,6 +56,8 @@ export interface WorkerInit {
   doLowerCase: boolean;
   /** The main thread's `bmpClassTable()` (a copy; saves rebuilding it). */
   charClasses: Uint8Array;
+  /** Start a compressing thread for this worker's parts (a core is spare for it). */
+  compressingThread: boolean;
 }
 
 /** Messages a worker receives: `init` once, then scans of corpus pieces, then jobs, one at a time. */
@@ -139,7 +144,7 @@ export async function runRange(
   const wholeWord = job.options.wholeWordMasking ? await wholeWordSupport(tok) : undefined;
   const rng = new PyRandom(job.seed);
   const builder = new AlbertInstanceBuilder(vocab, { ...job.options, wholeWord }, rng);
-  const writer = await PartWriter.create(job.partDir, job.layout);
+  const writer = await PartWriter.create(job.partDir, job.layout, DATASET_COMPRESSORS, job.sink);
   const onRow = (row: InstanceRow) => writer.appendRow(row);
   const nLines = Math.max(job.lineEnd, job.lineStart + 1) - job.lineStart;
   let reported = 0;
@@ -217,7 +222,7 @@ export type WorkerMessage =
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
 if (typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.WorkerGlobalScope) {
-  let ready: { vocab: Vocab; tokenizer: BertTokenizer } | null = null;
+  let ready: { vocab: Vocab; tokenizer: BertTokenizer; sink?: ChunkSink } | null = null;
   let failed: unknown = null;
   const fail = (err: unknown) => {
     const error = err instanceof Error ? err : new Error(String(err));
@@ -229,7 +234,12 @@ if (typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.Wor
       try {
         setBmpClassTable(m.charClasses);
         const vocab = Vocab.parse(m.vocabText, m.vocabPath, "uer");
-        ready = { vocab, tokenizer: new BertTokenizer(vocab, { mode: "uer", doLowerCase: m.doLowerCase }) };
+        ready = {
+          vocab,
+          tokenizer: new BertTokenizer(vocab, { mode: "uer", doLowerCase: m.doLowerCase }),
+          // ends with this worker (terminated by the pool)
+          sink: m.compressingThread ? new CompressingThread() : undefined,
+        };
       } catch (err) {
         failed = err; // reported when the job comes (the main thread reports the same vocab error)
       }
@@ -245,7 +255,7 @@ if (typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.Wor
     }
     if (failed) return fail(failed);
     try {
-      const job = ready ? { ...m.job, vocab: ready.vocab, tokenizer: ready.tokenizer } : m.job;
+      const job = ready ? { ...m.job, vocab: ready.vocab, tokenizer: ready.tokenizer, sink: ready.sink } : m.job;
       const result = await runRange(job, (lines) => scope.postMessage({ type: "progress", lines }));
       scope.postMessage({ type: "done", result } satisfies WorkerMessage);
     } catch (err) {
