@@ -78,7 +78,14 @@ export async function run(opts: DemoOptions): Promise<void> {
           ...["--dataset_path", dataset, "--vocab_path", vocabPath, "--output_model_path", model],
           ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
           ...["--total_steps", String(steps), "--save_checkpoint_steps", String(steps)],
-          ...["--report_steps", String(Math.max(1, Math.floor(steps / 10))), "--batch_size", "32", "--learning_rate", String(DEMO_LR)],
+          ...[
+            "--report_steps",
+            String(Math.max(1, Math.floor(steps / 10))),
+            "--batch_size",
+            "32",
+            "--learning_rate",
+            String(DEMO_LR),
+          ],
           ...["--device", opts.device, "--overwrite", ...quiet],
         ]),
       );
