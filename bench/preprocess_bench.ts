@@ -3,9 +3,10 @@
  *
  * Against UER-py: `CLUECorpusSmall_sampled.txt` (1.9 MB), `--seq_length 128 --dup_factor 5`, static
  * masking, with `--processes_num` 1 and 2 (2 ranges run on one thread for a corpus this small, and
- * once forced onto 2 threads to show what a Worker costs). UER-py's `preprocess.py --processes_num 1`
- * takes about 14.5 s on this machine class for the 20,515 instances: a reference figure measured
- * once, not re-run here. Wall time is the best of N warm runs in this process (the first run pays
+ * once forced onto 2 threads to show what a Worker costs), against UER-py's own `preprocess.py
+ * --processes_num 1` on the same corpus and flags, run in the same bench as a fresh process (the best
+ * of 2) when `UER_DIR` names a UER-py checkout and a python with torch is found (one line says so when
+ * not, and the UER-py column is left out). Wall time is the best of N warm runs in this process (the first run pays
  * the JIT warm-up and is shown as "cold"); CPU time is the whole process's user+system time over a
  * run (all threads), split into the main thread's share (Linux `/proc/thread-self`) and the rest. A
  * last row runs the CLI as a fresh process (start-up, module loading and JIT included).
@@ -38,10 +39,42 @@ import {
 import { refPath } from "../tests/reference.ts";
 import { parseOptions } from "../cli/options.ts";
 import process from "node:process";
-
-/** UER-py's time for the small run (seconds, measured on this machine class; not re-run). */
-export const UER_PY_SECONDS = 14.5;
+import { torchPython } from "./_torch_albert.ts";
 const EXPECTED_INSTANCES = 20515;
+
+/**
+ * Seconds of UER-py's `preprocess.py` on the small corpus with the bench's flags (1 process, a fresh
+ * python each time, the best of `reps`), or undefined without `UER_DIR` or a python with torch.
+ */
+async function uerPyPreprocessSeconds(corpus: string, dir: string, reps = 2): Promise<number | undefined> {
+  const uerDir = Deno.env.get("UER_DIR");
+  const python = await torchPython();
+  if (!uerDir || !python) {
+    console.log(
+      !uerDir
+        ? "UER_DIR is not set: no UER-py column (set it to a UER-py checkout to measure UER-py itself)"
+        : "no python with torch (UER_TS_PYTHON, /usr/bin/python3, python3): no UER-py column",
+    );
+    return undefined;
+  }
+  let best = Infinity;
+  for (let rep = 0; rep < reps; rep++) {
+    const args = [
+      "preprocess.py",
+      ...["--corpus_path", corpus, "--vocab_path", refPath("vocab/google_zh_vocab.txt")],
+      ...["--dataset_path", `${dir}/uer_py_dataset.pt`, "--seq_length", "128", "--dup_factor", "5"],
+      ...["--processes_num", "1", "--data_processor", "albert"],
+    ];
+    const t0 = performance.now();
+    const r = await new Deno.Command(python, { args, cwd: uerDir, stdout: "null", stderr: "piped" }).output();
+    const seconds = (performance.now() - t0) / 1000;
+    if (!r.success) {
+      throw new Error(`UER-py preprocess.py failed: ${new TextDecoder().decode(r.stderr).slice(-800)}`);
+    }
+    best = Math.min(best, seconds);
+  }
+  return best;
+}
 
 /** The bench's `preprocess` flags: seq 128, dup_factor 5, static masking, `processesNum` ranges. */
 function flags(corpusPath: string, datasetPath: string, processesNum: number): string[] {
@@ -327,7 +360,9 @@ export async function preprocessBench(
   let cli: { wall: number; cpu: number } | null = null;
   let scaleMb = 0;
   let weak: WeakRow[] = [];
+  let uerSeconds: number | undefined;
   try {
+    uerSeconds = await uerPyPreprocessSeconds(small, dir);
     for (const p of [1, 2]) rows.push(await measure(small, "sampled", dir, p, reps));
     rows.push(await measure(small, "sampled", dir, 2, reps, 2)); // a Worker for a 1.9 MB corpus, forced
     if (rows[0].instances !== EXPECTED_INSTANCES) {
@@ -388,8 +423,11 @@ export async function preprocessBench(
     out[`${key}_main_cpu_seconds`] = r.mainCpuSeconds;
     out[`${key}_instances_per_second`] = r.instancesPerSecond;
   }
-  out.speedup_vs_uer_p1 = UER_PY_SECONDS / out.small_p1_t1_seconds;
-  out.speedup_vs_uer_p2 = UER_PY_SECONDS / out.small_p2_t1_seconds;
+  if (uerSeconds !== undefined) {
+    out.uer_py_seconds = uerSeconds;
+    out.speedup_vs_uer_p1 = uerSeconds / out.small_p1_t1_seconds;
+    out.speedup_vs_uer_p2 = uerSeconds / out.small_p2_t1_seconds;
+  }
   if (cli) {
     out.cli_cold_seconds = cli.wall;
     out.cli_cold_cpu_seconds = cli.cpu;
@@ -413,7 +451,7 @@ export async function preprocessBench(
     out[`weak_t${r.threads}_ceiling`] = r.ceiling;
   }
   if (!opts.quiet) {
-    printTable(rows, cli, reps);
+    printTable(rows, cli, reps, uerSeconds);
     if (scaling.length) printScaling(scaling, scaleMb, opts.scaleReps ?? 1);
     if (weak.length) printWeak(weak);
   }
@@ -426,11 +464,19 @@ function baseline(rows: PreprocessRow[], r: PreprocessRow): PreprocessRow | null
   return rows.find((x) => x.corpus === r.corpus && x.processes === r.processes && x.threads === 1) ?? null;
 }
 
-function printTable(rows: PreprocessRow[], cli: { wall: number; cpu: number } | null, reps: number): void {
+function printTable(
+  rows: PreprocessRow[],
+  cli: { wall: number; cpu: number } | null,
+  reps: number,
+  uerSeconds: number | undefined,
+): void {
   const f = (x: number, d = 2) => x.toFixed(d);
+  const vsUer = (seconds: number) => (uerSeconds === undefined ? "–" : `${f(uerSeconds / seconds, 1)}x`);
   console.log(
     `preprocess --seq_length 128 --dup_factor 5 (static masking); UER-py --processes_num 1 on sampled: ` +
-      `${UER_PY_SECONDS} s (reference figure, this machine class, not re-run)`,
+      (uerSeconds === undefined
+        ? "not run (no UER_DIR)"
+        : `${f(uerSeconds)} s (its preprocess.py as a fresh process, best of 2, this run)`),
   );
   console.log(
     `wall = best of ${reps} warm runs, CPU = least whole-process CPU time of those runs (all threads; ` +
@@ -453,7 +499,7 @@ function printTable(rows: PreprocessRow[], cli: { wall: number; cpu: number } | 
       `${f(r.cpuSeconds)} (${f(r.mainCpuSeconds)})`,
       f(r.cpuSeconds / r.seconds),
       Math.round(r.instancesPerSecond),
-      `${f(UER_PY_SECONDS / r.seconds, 1)}x`,
+      vsUer(r.seconds),
       r.load,
     ];
     console.log(`| ${cells.join(" | ")} |`);
@@ -469,7 +515,7 @@ function printTable(rows: PreprocessRow[], cli: { wall: number; cpu: number } | 
       `${f(cli.cpu)} (-)`,
       f(cli.cpu / cli.wall),
       Math.round(EXPECTED_INSTANCES / cli.wall),
-      `${f(UER_PY_SECONDS / cli.wall, 1)}x`,
+      vsUer(cli.wall),
       loadAvg(),
     ];
     console.log(`| ${cells.join(" | ")} |`);
