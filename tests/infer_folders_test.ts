@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readSafetensors, writeSafetensors } from "../convert/safetensors.ts";
+import { headlessFolder } from "./hf_folders.ts";
 import { REF, refTensors } from "./forward_check.ts";
 import { refJson, refPath } from "./reference.ts";
 import { cli } from "./_cli.ts";
@@ -12,15 +12,8 @@ interface ForwardJson {
   mask_token_predictions: { row: number; hf_top5: [number, string, number][] }[];
 }
 
-async function maskedLmFolder(dir: string): Promise<string> {
-  const hf = refPath(`${REF}/hf`);
-  const t = readSafetensors(await Deno.readFile(`${hf}/model.safetensors`), "m").tensors;
-  const mlm = new Map([...t].filter(([k]) => !k.startsWith("albert.pooler.") && !k.startsWith("sop_classifier.")));
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeFile(`${dir}/model.safetensors`, writeSafetensors(mlm, { format: "pt" }));
-  await Deno.copyFile(`${hf}/config.json`, `${dir}/config.json`);
-  await Deno.copyFile(`${hf}/tokenizer.json`, `${dir}/tokenizer.json`);
-  return dir;
+function maskedLmFolder(dir: string): Promise<string> {
+  return headlessFolder(dir, "AlbertForMaskedLM", ["tokenizer.json"]);
 }
 
 function numpy(code: string): string {

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { refJson, refPath } from "./reference.ts";
 import { cli, cliOk, ownLines } from "./_cli.ts";
+import { type HeadlessClass, headlessFolder } from "./hf_folders.ts";
 import { openDataset } from "../core/data/dataset_zarr.ts";
 import { AlbertLoader } from "../core/train/loader.ts";
 import { readCheckpoint } from "../core/checkpoint/zarr.ts";
@@ -203,6 +204,48 @@ Deno.test("pretrain starts from an HF folder (UER LayerNorm in training) with UE
     assert.equal(m[3], trace.steps[i].loss_mlm.toFixed(3));
   });
   assert.ok((await Deno.stat(`${o}-2`)).isDirectory, "the final step is saved");
+});
+
+Deno.test("pretrain starts from AlbertForMaskedLM and AlbertModel folders: the heads they lack are initialised, said in one line", async () => {
+  await prepare();
+  const trace = await refJson<Trace>(`${TINY}/train_trace/trace.json`);
+  const run = async (cls: HeadlessClass) => {
+    const folder = await headlessFolder(`${dir}/${cls}`, cls);
+    const o = `${dir}/${cls}_run/albert`;
+    const r = await cliOk(pretrainArgs([
+      "--pretrained_model_path",
+      folder,
+      "--output_model_path",
+      o,
+      "--total_steps",
+      "2",
+      "--report_steps",
+      "1",
+      "--save_checkpoint_steps",
+      "100",
+      "--json",
+      "--overwrite",
+    ]));
+    return { r, folder, records: r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>) };
+  };
+  // AlbertForMaskedLM: the MLM head is the file's (UER-py's first loss_mlm), the SOP head is new.
+  const mlm = await run("AlbertForMaskedLM");
+  const said = ownLines(mlm.r.stderr).filter((l) => l.includes("initialised"));
+  assert.deepEqual(said, [
+    `"${mlm.folder}" has no target.sp.linear_1, target.sp.linear_2: initialised as UER-py's ` +
+    "load_state_dict(strict=False) leaves them (nn.Linear's uniform init, LayerNorm gamma 1 and beta 0), seed 7",
+  ]);
+  assert.equal(mlm.records[0].loss_mlm.toFixed(3), trace.steps[0].loss_mlm.toFixed(3));
+  assert.notEqual(mlm.records[0].loss_sp.toFixed(3), trace.steps[0].loss_sp.toFixed(3));
+  assert.ok(Math.abs(mlm.records[0].loss_sp - Math.log(2)) < 0.1, `a fresh SOP head: ${mlm.records[0].loss_sp}`);
+  // AlbertModel: pooler → target.sp.linear_1; the MLM head and the SOP classifier are new, the same run to run.
+  const base = await run("AlbertModel");
+  assert.match(
+    base.r.stderr,
+    /has no target\.mlm\.linear_1, target\.mlm\.layer_norm, target\.mlm\.linear_2, target\.sp\.linear_2: initialised/,
+  );
+  assert.ok(base.records[0].loss_mlm > trace.steps[0].loss_mlm + 0.05, `a fresh MLM head: ${base.records[0].loss_mlm}`);
+  assert.deepEqual((await run("AlbertModel")).records.map((x) => x.loss), base.records.map((x) => x.loss));
 });
 
 Deno.test("pretrain stage 2: a zarr checkpoint starts a new run on a seq 128 dataset; bad inputs name the flag", async () => {

@@ -45,7 +45,7 @@ import { makeSchedule } from "./schedule.ts";
 import { type ResumeState, type StepInfo, trainLoop } from "./loop.ts";
 import { formatReport, type ReportRecord, reportRecord, type ReportSums } from "./metrics.ts";
 import { MetricsLog } from "./metrics_log.ts";
-import { initParams, Trainer } from "./trainer.ts";
+import { initialiseAbsent, initParams, Trainer } from "./trainer.ts";
 import { paramShapes, pretrainTask } from "./pretrain_task.ts";
 import { RunFiles } from "./run_files.ts";
 import { decideStart, type RunSettings, type StartDecision } from "./run_rules.ts";
@@ -147,10 +147,28 @@ function checkDataset(ds: DatasetReader, opts: PretrainOptions, hash: string, cf
 }
 
 /** Checks names and shapes of loaded params against the run's config, naming the flag to change. */
-function checkParams(params: Map<string, Tensor>, cfg: AlbertConfig, source: string): void {
-  for (const { name, shape } of paramShapes(cfg)) {
+/**
+ * `--pretrained_model_path`'s weights as the run's parameters, as UER-py's `load_model`
+ * (`load_state_dict(strict=False)`): what the file has is used; what a head lacks (`target.mlm.*` of an
+ * `AlbertModel` folder, `target.sp.*` of an `AlbertForMaskedLM` one) keeps the value UER-py's freshly
+ * built module has, which `initialiseAbsent` reproduces. A missing embedding or encoder weight, or a shape
+ * that differs from the run's config, is an error naming the flag.
+ * NOTE: UER-py also leaves missing embedding/encoder weights at torch's init and trains on; uer-ts refuses, since
+ * such a file was written for another model config.
+ * Returns the groups (`target.sp.linear_1`, …) that were initialised.
+ */
+function fitParams(params: Map<string, Tensor>, cfg: AlbertConfig, source: string, seed: number): string[] {
+  const specs = paramShapes(cfg);
+  const absent: string[] = [];
+  for (const { name, shape } of specs) {
     const t = params.get(name);
-    if (!t) fail(`Cannot start from "${source}": parameter "${name}" is missing\n  hint: check --config_path`);
+    if (!t) {
+      if (!name.startsWith("target.")) {
+        fail(`Cannot start from "${source}": parameter "${name}" is missing\n  hint: check --config_path`);
+      }
+      absent.push(name);
+      continue;
+    }
     if (t.shape.join(",") !== shape.join(",")) {
       const flag = name.startsWith("embedding.word") || name.startsWith("target.mlm.linear_2")
         ? "--vocab_path"
@@ -163,6 +181,8 @@ function checkParams(params: Map<string, Tensor>, cfg: AlbertConfig, source: str
       );
     }
   }
+  for (const [name, t] of initialiseAbsent(specs, absent, seed)) params.set(name, t);
+  return [...new Set(absent.map((n) => n.slice(0, n.lastIndexOf("."))))];
 }
 
 /** The dataset as the loader's instance source (dynamic datasets: no targets, masked in the loader). */
@@ -354,12 +374,18 @@ async function runRank(
               `\n  hint: pass the --vocab_path of that run`,
           );
         }
-        checkParams(m.params, config, from);
+        const initialised = fitParams(m.params, config, from, opts.seed);
         params = m.params;
         await info(
           `starting a new run at step 1 from the weights of "${from}" (${m.format}); as in UER-py, its optimizer ` +
             `state and step are not used (to continue a run, re-run its command or pass --resume)`,
         );
+        if (initialised.length) {
+          await info(
+            `"${from}" has no ${initialised.join(", ")}: initialised as UER-py's load_state_dict(strict=False) ` +
+              `leaves them (nn.Linear's uniform init, LayerNorm gamma 1 and beta 0), seed ${opts.seed}`,
+          );
+        }
       } else {
         params = initParams(paramShapes(config), opts.seed);
       }

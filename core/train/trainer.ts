@@ -432,3 +432,34 @@ export function initLinearParams(specs: readonly ParamSpec[], seed: number): Map
   }
   return out;
 }
+
+/**
+ * The parameters `absent` (names among `specs`) as a freshly built UER-py module holds them, which is what
+ * `load_state_dict(strict=False)` leaves on weights a pretrained file lacks (UER-py's `load_model` in
+ * `pretrain.py`): LayerNorm `gamma` 1 and `beta` 0, every other weight and bias torch's `nn.Linear` init
+ * (`initLinearParams` over the linear layers the absent names belong to). Deterministic per `seed`.
+ *
+ * @example
+ * ```ts
+ * const sop = initialiseAbsent(paramShapes(cfg), ["target.sp.linear_2.weight", "target.sp.linear_2.bias"], 7);
+ * ```
+ */
+export function initialiseAbsent(
+  specs: readonly ParamSpec[],
+  absent: readonly string[],
+  seed: number,
+): Map<string, Tensor> {
+  const module = (name: string) => name.slice(0, name.lastIndexOf("."));
+  const modules = new Set(absent.map(module));
+  const linear = specs.filter((s) => modules.has(module(s.name)) && !/\.(gamma|beta)$/.test(s.name));
+  const init = initLinearParams(linear, seed);
+  const out = new Map<string, Tensor>();
+  for (const name of absent) {
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) throw new TypeError(`Cannot initialise "${name}": the model has no such parameter`);
+    const t = init.get(name) ?? zerosF32(spec.shape);
+    if (name.endsWith(".gamma")) (t.data as Float32Array).fill(1);
+    out.set(name, t);
+  }
+  return out;
+}

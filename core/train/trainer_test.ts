@@ -10,7 +10,7 @@ import type { AlbertConfig } from "../config.ts";
 import { BANNED_OPS, WEBGPU_OPS } from "../graph/webgpu_ops.ts";
 import type { Tensor } from "../tensor.ts";
 import { hasWeightDecay } from "./adamw.ts";
-import { initParams, Trainer } from "./trainer.ts";
+import { initialiseAbsent, initParams, Trainer } from "./trainer.ts";
 import { type Batch, paramShapes, pretrainStats, pretrainTask } from "./pretrain_task.ts";
 import { flatLayout, stepGraph } from "./training_graph.ts";
 
@@ -201,6 +201,35 @@ Deno.test("initParams() follows UER-py's init: N(0, 0.02) except gamma = 1 and b
   assert.ok((p.get("encoder.linear.bias")!.data as Float32Array).some((x) => x !== 0), "biases are drawn too");
   const again = () => initParams(paramShapes(CFG), 11).get("encoder.linear.weight");
   assert.deepEqual(again(), again());
+});
+
+Deno.test("initialiseAbsent() leaves absent heads as UER-py's fresh modules: nn.Linear's U(±1/√fan_in), LayerNorm 1/0", () => {
+  const specs = paramShapes({ ...CFG, vocab_size: 3000 });
+  const absent = specs.map((s) => s.name).filter((n) => n.startsWith("target.mlm.") || n === "target.sp.linear_2.bias");
+  const p = initialiseAbsent(specs, absent, 5);
+  assert.deepEqual([...p.keys()], absent);
+  assert.ok((p.get("target.mlm.layer_norm.gamma")!.data as Float32Array).every((x) => x === 1));
+  assert.ok((p.get("target.mlm.layer_norm.beta")!.data as Float32Array).every((x) => x === 0));
+  // fan_in: the weight's columns (emb_size for the decoder, hidden_size for linear_1 and the SOP layer)
+  for (
+    const [name, fanIn] of [
+      ["target.mlm.linear_2.weight", CFG.emb_size],
+      ["target.mlm.linear_2.bias", CFG.emb_size],
+      ["target.mlm.linear_1.weight", CFG.hidden_size],
+      ["target.sp.linear_2.bias", CFG.hidden_size],
+    ] as const
+  ) {
+    const d = p.get(name)!.data as Float32Array, bound = 1 / Math.sqrt(fanIn);
+    assert.ok(d.every((x) => Math.abs(x) <= bound), name);
+    if (d.length > 100) assert.ok(Math.max(...d.map(Math.abs)) > 0.9 * bound, `${name} spans its bound`);
+  }
+  assert.deepEqual(p.get("target.mlm.linear_2.weight")!.shape, [3000, CFG.emb_size]);
+  assert.deepEqual(initialiseAbsent(specs, absent, 5), p, "deterministic per seed");
+  assert.notDeepEqual(
+    initialiseAbsent(specs, absent, 6).get("target.mlm.linear_1.weight"),
+    p.get("target.mlm.linear_1.weight"),
+  );
+  assert.throws(() => initialiseAbsent(specs, ["target.nope.weight"], 5), /Cannot initialise "target.nope.weight"/);
 });
 
 Deno.test("Trainer.create() names a missing parameter", async () => {
