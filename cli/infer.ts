@@ -102,6 +102,7 @@ export async function run(opts: InferOptions): Promise<void> {
     configPath: opts.configPath,
     log: warn,
     progress: opts.quiet ? undefined : ttyProgress(),
+    int8: opts.dtype === "q8", // a q8-only ONNX folder: its own int8 weights, quantized again the same
   });
   requireTask(model, task, opts.modelPath);
   const tok = await modelTokenizer(model.path, opts.vocabPath);

@@ -63,6 +63,8 @@ export interface LoadedModel {
   step?: number;
   /** The checkpoint's vocab hash (zarr). */
   vocabHash?: string;
+  /** Read from `onnx/model_quantized.onnx`: the linear weights are int8 read back (see `LoadOptions.int8`). */
+  int8?: boolean;
   /**
    * With `LoadOptions.lazy`, a UER `.bin` (zip)'s storages not read yet: tensor values are zeros
    * until `lazy.load`/`loadAll`; the caller must `lazy.close()`.
@@ -84,6 +86,12 @@ export interface LoadOptions {
   log?: (line: string) => void;
   /** Download progress of a model id fetched from the hub. */
   progress?: (p: HubProgress) => void;
+  /**
+   * Accept an ONNX folder that holds only `onnx/model_quantized.onnx` (`convert --to onnx --dtype q8`):
+   * its int8 weights are read back as q × scale (`LoadedModel.int8`), for a caller that quantizes them
+   * again (`infer --dtype q8`). Without it such a folder is an error saying so.
+   */
+  int8?: boolean;
 }
 
 /**
@@ -143,10 +151,11 @@ export async function detectFormat(path: string): Promise<ModelFormat> {
   if (info.isDirectory) {
     if (await exists(`${path}/zarr.json`)) return "zarr";
     if (await isHfFolder(path)) return "hf";
-    if ((await exists(`${path}/config.json`)) && (await exists(`${path}/onnx/model.onnx`))) return "onnx";
+    if ((await exists(`${path}/config.json`)) && (await onnxModelFile(path))) return "onnx";
     throw new TypeError(
       `Cannot load model "${path}": the folder is neither a zarr checkpoint (zarr.json), an HF folder (config.json + ` +
-        `weights) nor an ONNX folder (config.json + onnx/model.onnx)`,
+        `weights) nor an ONNX folder (config.json + onnx/model.onnx or onnx/model_quantized.onnx)` +
+        `\n  hint: pass the folder that holds these files (a checkpoint's own folder, not its parent)`,
     );
   }
   return "uer"; // files: decided by their tensor names in loadModel
@@ -223,7 +232,10 @@ async function loadLocal(path: string, opts: LoadOptions): Promise<Omit<LoadedMo
   }
   if (detected === "onnx" || opts.from === "onnx") {
     if (detected !== "onnx") {
-      throw new TypeError(`Cannot load model "${path}": --from onnx, but it is not an ONNX folder (onnx/model.onnx)`);
+      throw new TypeError(
+        `Cannot load model "${path}": --from onnx, but it is not an ONNX folder (onnx/model.onnx)` +
+          `\n  hint: pass the folder convert --to onnx wrote, or drop --from`,
+      );
     }
     return await loadOnnxFolder(path, opts);
   }
@@ -324,22 +336,41 @@ function hfLoaded(params: Map<string, Tensor>, config: AlbertConfig, vocabPath?:
  */
 async function loadOnnxFolder(path: string, opts: LoadOptions): Promise<Omit<LoadedModel, "path">> {
   const { readOnnxFolderWeights } = await import("./onnx_read.ts");
-  const w = await readOnnxFolderWeights(path);
+  const file = (await onnxModelFile(path))!;
+  const int8 = file === "model_quantized.onnx";
+  if (int8 && !opts.int8) {
+    throw new TypeError(
+      `Cannot load model "${path}": it holds only onnx/model_quantized.onnx (int8 weights), no float onnx/model.onnx` +
+        `\n  hint: infer runs it with --dtype q8; for anything else export onnx/model.onnx (convert --to onnx --dtype ` +
+        `fp32) from the model it came from`,
+    );
+  }
+  const w = await readOnnxFolderWeights(path, file);
+  const source = `${path}/onnx/${file}`;
   const cfgPath = `${path}/config.json`;
   const config = hfConfigToUer(await readJson(cfgPath, "HF config"), cfgPath);
   const widened = {};
-  const all = widenHalfTensors(w.tensors, widened);
+  let all = widenHalfTensors(w.tensors, widened);
+  if (int8) {
+    const { dequantizeInt8 } = await import("../core/model/quantize.ts");
+    const read = dequantizeInt8(all, source);
+    all = read.params;
+    opts.log?.(
+      `note: "${path}" holds only onnx/model_quantized.onnx: its ${read.count} int8 weights are read back as ` +
+        `q × scale and quantized again, the file's own int8 values`,
+    );
+  }
   const note = widenNote(path, widened);
   if (note) opts.log?.(note);
   const uerNames = new Map([...all].filter(([k]) => /^(embedding|encoder|target|output_layer_[12])\./.test(k)));
   const hfNames = new Map([...all].filter(([k]) => /^(albert|predictions|sop_classifier|classifier)\./.test(k)));
   let params: Map<string, Tensor>;
-  if (uerNames.has("embedding.word.embedding.weight")) params = checkUer(uerNames, config, `${path}/onnx/model.onnx`);
+  if (uerNames.has("embedding.word.embedding.weight")) params = checkUer(uerNames, config, source);
   else if (hfNames.has("albert.embeddings.word_embeddings.weight")) {
-    params = hfToUer(hfNames, config, `${path}/onnx/model.onnx`, { tieWordEmbeddings: false });
+    params = hfToUer(hfNames, config, source, { tieWordEmbeddings: false });
   } else {
     throw new TypeError(
-      `Cannot load model "${path}": the weights in onnx/model.onnx are not named as parameters (exported by another ` +
+      `Cannot load model "${path}": the weights in onnx/${file} are not named as parameters (exported by another ` +
         `tool?)\n  hint: load the HF folder or checkpoint it was exported from`,
     );
   }
@@ -355,7 +386,14 @@ async function loadOnnxFolder(path: string, opts: LoadOptions): Promise<Omit<Loa
     layerNormEps: eps,
     trainedSemantics: semantics,
     vocabPath: (await exists(`${path}/vocab.txt`)) ? `${path}/vocab.txt` : undefined,
+    ...(int8 ? { int8 } : {}),
   };
+}
+
+/** The model file of an ONNX folder (`onnx/model.onnx`, else the q8-only `onnx/model_quantized.onnx`), or null. */
+async function onnxModelFile(path: string): Promise<"model.onnx" | "model_quantized.onnx" | null> {
+  if (await exists(`${path}/onnx/model.onnx`)) return "model.onnx";
+  return (await exists(`${path}/onnx/model_quantized.onnx`)) ? "model_quantized.onnx" : null;
 }
 
 /**

@@ -212,15 +212,15 @@ export function parseOnnxWeights(bytes: Uint8Array, source: string): OnnxWeights
 }
 
 /**
- * Reads `<dir>/onnx/model.onnx` and its external data file(s) (only files inside `<dir>/onnx`).
+ * Reads `<dir>/onnx/<file>` (default `model.onnx`) and its external data file(s) (only files inside `<dir>/onnx`).
  *
  * @example
  * ```ts
  * const w = await readOnnxFolderWeights("models/albert_onnx");
  * ```
  */
-export async function readOnnxFolderWeights(dir: string): Promise<OnnxWeights> {
-  const path = `${dir}/onnx/model.onnx`;
+export async function readOnnxFolderWeights(dir: string, file = "model.onnx"): Promise<OnnxWeights> {
+  const path = `${dir}/onnx/${file}`;
   const w = parseOnnxWeights(await Deno.readFile(path), path);
   for (const [name, e] of w.external) {
     if (e.location.includes("/") || e.location.includes("\\") || e.location.startsWith(".")) {

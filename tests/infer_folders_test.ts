@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { headlessFolder } from "./hf_folders.ts";
 import { REF, refTensors } from "./forward_check.ts";
 import { refJson, refPath } from "./reference.ts";
-import { cli } from "./_cli.ts";
+import { cli, ownLines } from "./_cli.ts";
 
 // HF folders as transformers 5 saves them: AlbertForMaskedLM (no pooler, no SOP head) with tokenizer.json
 // and no vocab.txt. infer serves fill-mask and feature extraction from it; numpy reads the .npz / .npy files.
@@ -148,6 +148,69 @@ Deno.test("an ONNX folder from convert --to onnx is a --model_path: infer gives 
       `${dir}/hf`,
     ]);
     assert.equal(r.code, 0, r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an ONNX folder holding only onnx/model_quantized.onnx (convert --dtype q8) serves infer --dtype q8, and is refused otherwise naming the fix", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bin = refPath(`${REF}/uer_model.bin`), vocab = refPath(`${REF}/hf/vocab.txt`);
+    const text = "北京是中国的[MASK]都。";
+    const q8 = `${dir}/q8`;
+    const r = await cli([
+      "convert",
+      "--to",
+      "onnx",
+      "--dtype",
+      "q8",
+      "--input_model_path",
+      bin,
+      "--vocab_path",
+      vocab,
+      "--output_model_path",
+      q8,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([...Deno.readDirSync(`${q8}/onnx`)].map((e) => e.name), ["model_quantized.onnx"]);
+    const infer = (model: string[], extra: string[]) =>
+      cli(["infer", ...model, "--text", text, "--json", "--device", "cpu", ...extra]);
+    // --dtype q8: the file's own int8 weights, so the same predictions as q8 of the model it was exported from
+    const a = await infer(["--model_path", q8], ["--dtype", "q8"]);
+    const b = await infer(["--model_path", bin, "--vocab_path", vocab], ["--dtype", "q8"]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.deepEqual(JSON.parse(a.stdout), JSON.parse(b.stdout));
+    assert.match(a.stderr, /^note: ".*q8" holds only onnx\/model_quantized\.onnx: its 11 int8 weights are read back/m);
+    // without --dtype q8 (fp32 would run int8 values as if float), and for convert: one line and a hint
+    const refused = [
+      await infer(["--model_path", q8], []),
+      await cli([
+        "convert",
+        "--from",
+        "onnx",
+        "--to",
+        "hf",
+        "--input_model_path",
+        q8,
+        "--output_model_path",
+        `${dir}/hf`,
+      ]),
+    ];
+    for (const x of refused) {
+      assert.equal(x.code, 1, x.stderr);
+      assert.deepEqual(
+        ownLines(x.stderr),
+        [
+          `error: Cannot load model "${q8}": it holds only onnx/model_quantized.onnx (int8 weights), no float ` +
+          "onnx/model.onnx",
+          "  hint: infer runs it with --dtype q8; for anything else export onnx/model.onnx (convert --to onnx --dtype " +
+          "fp32) from the model it came from",
+        ],
+      );
+    }
+    assert.equal(await Deno.stat(`${dir}/hf`).then(() => true, () => false), false, "nothing written");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

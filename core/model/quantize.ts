@@ -137,3 +137,49 @@ export function deriveParams(graph: Graph, params: Map<string, Tensor>): Map<str
   }
   return out;
 }
+
+/**
+ * The inverse of the `int8` family: `tensors` (an ONNX file's initializers, e.g. `onnx/model_quantized.onnx`)
+ * with every `<base>#int8` / `#int8_scale` / `#int8_zero` triple replaced by `<base>` = q × scale as
+ * float32 `[out, in]` (B is `[in, out]`). Quantizing the result again (`quantizeRows`) gives the same int8
+ * values, so a q8 run of it is the file's own model. Other tensors pass through; `count` is how many
+ * weights were read back.
+ *
+ * @example
+ * ```ts
+ * const { params } = dequantizeInt8(parseOnnxWeights(bytes, "model_quantized.onnx").tensors, "model_quantized.onnx");
+ * ```
+ */
+export function dequantizeInt8(
+  tensors: Map<string, Tensor>,
+  source: string,
+): { params: Map<string, Tensor>; count: number } {
+  const params = new Map<string, Tensor>();
+  let count = 0;
+  const fail = (what: string): never => {
+    throw new TypeError(
+      `Cannot read the int8 weights of "${source}": ${what}\n  hint: re-export it with convert --to onnx`,
+    );
+  };
+  for (const [name, t] of tensors) {
+    if (name.endsWith("#int8_scale") || name.endsWith("#int8_zero")) continue;
+    if (!name.endsWith("#int8")) {
+      params.set(name, t);
+      continue;
+    }
+    const base = name.slice(0, -"#int8".length);
+    const scale = tensors.get(derivedName(base, "int8_scale")), zero = tensors.get(derivedName(base, "int8_zero"));
+    if (t.dtype !== "I8" || t.shape.length !== 2) fail(`"${name}" is ${t.dtype} [${t.shape}], not a 2-d int8 matrix`);
+    const [inSize, rows] = t.shape;
+    if (!scale || scale.dtype !== "F32" || scale.shape.join() !== `${rows}`) {
+      fail(`"${base}#int8_scale" is not F32 [${rows}]`);
+    }
+    if (zero && (zero.data as Int8Array).some((z) => z !== 0)) fail(`"${base}#int8_zero" is not all 0 (asymmetric)`);
+    const q = t.data as Int8Array, s = scale!.data as Float32Array;
+    const w = new Float32Array(rows * inSize);
+    for (let r = 0; r < rows; r++) for (let k = 0; k < inSize; k++) w[r * inSize + k] = q[k * rows + r] * s[r];
+    params.set(base, { dtype: "F32", shape: [rows, inSize], data: w });
+    count++;
+  }
+  return { params, count };
+}

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Graph } from "../graph/builder.ts";
 import type { Tensor } from "../tensor.ts";
 import { weightMatmul } from "./layers.ts";
-import { derivedName, deriveParams, nbitsBlockSize, quantizeRows } from "./quantize.ts";
+import { dequantizeInt8, derivedName, deriveParams, nbitsBlockSize, quantizeRows } from "./quantize.ts";
 
 const f32 = (shape: number[], values: number[]): Tensor => ({ dtype: "F32", shape, data: Float32Array.from(values) });
 
@@ -87,4 +87,30 @@ Deno.test("deriveParams() lays out int8 weights for MatMulInteger ([in,out]), Ma
     () => deriveParams(g2, new Map()),
     /Cannot compute "att#qkv_\w+": the model has no "att.linear_layers.0.weight"/,
   );
+});
+
+Deno.test("dequantizeInt8() reads int8 families back as q × scale [out, in]; quantizing that again gives the same int8 and scales", () => {
+  const inSize = 48, out = 5;
+  const w = f32([out, inSize], Array.from({ length: out * inSize }, (_, i) => Math.cos(i * 0.7) * (0.01 + (i % 7))));
+  const g = new Graph();
+  const x = g.input("x", "F32", [1, inSize]);
+  g.output(weightMatmul(g, "lin", x, inSize, out, { semantics: "hf", quantize: "matmul-integer" }), "y");
+  const file = deriveParams(g, new Map([["lin.weight", w], ["lin.bias", f32([out], [1, 2, 3, 4, 5])]]));
+  file.delete("lin.weight"); // what model_quantized.onnx holds: the int8 family, no float weight
+  const { params, count } = dequantizeInt8(file, "m.onnx");
+  assert.equal(count, 1);
+  assert.deepEqual([...params.keys()].sort(), ["lin.bias", "lin.weight"]);
+  const back = params.get("lin.weight")!;
+  assert.deepEqual(back.shape, [out, inSize]);
+  const a = quantizeRows(w), b = quantizeRows(back);
+  assert.deepEqual(b.q, a.q);
+  assert.deepEqual(b.scale, a.scale);
+  const bad = new Map(file);
+  bad.set(derivedName("lin.weight", "int8_zero"), { dtype: "I8", shape: [out], data: Int8Array.of(0, 1, 0, 0, 0) });
+  assert.throws(
+    () => dequantizeInt8(bad, "m.onnx"),
+    /Cannot read the int8 weights of "m.onnx": .*asymmetric\)\n {2}hint: /,
+  );
+  bad.delete(derivedName("lin.weight", "int8_scale"));
+  assert.throws(() => dequantizeInt8(bad, "m.onnx"), /"lin.weight#int8_scale" is not F32 \[5\]/);
 });
