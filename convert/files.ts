@@ -156,7 +156,10 @@ export class LazyWeights {
  * try { lazy?.loadAll(); } finally { lazy?.close(); }
  * ```
  */
-export async function readStateDictLazy(path: string): Promise<{ tensors: Map<string, Tensor>; lazy?: LazyWeights }> {
+export async function readStateDictLazy(
+  path: string,
+  opts: { names?: ReadonlySet<string> } = {},
+): Promise<{ tensors: Map<string, Tensor>; lazy?: LazyWeights }> {
   const file = await Deno.open(path, { read: true });
   let keepOpen = false;
   try {
@@ -171,10 +174,19 @@ export async function readStateDictLazy(path: string): Promise<{ tensors: Map<st
     };
     ensure(0, 9);
     if (looksLikeSafetensors(bytes, size)) {
-      ensure(0, size);
-      return { tensors: readSafetensors(bytes, path).tensors };
+      if (!opts.names) ensure(0, size);
+      return { tensors: readSafetensors(bytes, path, { ensure, names: opts.names }).tensors };
     }
     const d = readTorchStateDict(bytes, path, { ensure, lazy: true });
+    if (opts.names) {
+      // only the storages of the tensors asked for are read; the others' zeroed buffers are dropped unread
+      const tensors = new Map([...d.tensors].filter(([k]) => opts.names!.has(k)));
+      if (d.lazy) {
+        const lazy = new LazyWeights(file, d.lazy, path);
+        for (const t of tensors.values()) lazy.load(t.data.buffer);
+      }
+      return { tensors };
+    }
     if (!d.lazy || d.lazy.size === 0) return { tensors: d.tensors };
     keepOpen = true; // LazyWeights reads the storages later and closes the file
     return { tensors: d.tensors, lazy: new LazyWeights(file, d.lazy, path) };

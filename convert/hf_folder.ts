@@ -23,7 +23,7 @@ import {
   uerConfigToHf,
   uerToHf,
 } from "./names.ts";
-import { type LazyWeights, readFileBytes, writeParts } from "./files.ts";
+import { type LazyWeights, readFileBytes, readStateDictLazy, writeParts } from "./files.ts";
 import { looksLikeSafetensors, readSafetensors, safetensorsParts } from "./safetensors.ts";
 import { readTorchBin, torchBinParts } from "./torch_bin.ts";
 
@@ -96,10 +96,17 @@ export async function isHfFolder(dir: string): Promise<boolean> {
 const MAX_INDEX_BYTES = 64 << 20;
 
 /**
- * Reads the tensors a sharded folder's index lists, one shard file at a time (each file read once,
- * only the names the index maps to it kept); a listed name missing from its shard is an error.
+ * Reads the tensors a sharded folder's index lists, one shard file at a time and lazily: of each shard
+ * only the header (or the torch zip's directory and pickle) and the bytes of the tensors the index maps
+ * to it are read (`readStateDictLazy` with `names`), fp16/bf16 widened before the next shard is read, so
+ * memory holds the model's float32 weights and one shard's listed tensors, never whole shard files. A
+ * listed name missing from its shard is an error.
  */
-async function readShards(dir: string, indexPath: string): Promise<Map<string, Tensor>> {
+async function readShards(
+  dir: string,
+  indexPath: string,
+  widened: HfModel["widened"],
+): Promise<Map<string, Tensor>> {
   const fail = (what: string) =>
     new TypeError(`Cannot load HF folder "${dir}": ${indexPath.slice(dir.length + 1)} ${what}`);
   const size = (await Deno.stat(indexPath)).size;
@@ -121,7 +128,10 @@ async function readShards(dir: string, indexPath: string): Promise<Map<string, T
   }
   const out = new Map<string, Tensor>();
   for (const [file, names] of byFile) {
-    const shard = await readStateDictFile(`${dir}/${file}`);
+    const shard = widenHalfTensors(
+      (await readStateDictLazy(`${dir}/${file}`, { names: new Set(names) })).tensors,
+      widened,
+    );
     for (const n of names) {
       const t = shard.get(n);
       if (!t) throw fail(`lists "${n}" in ${file}, which does not hold it`);
@@ -282,11 +292,10 @@ export async function readHfFolder(dir: string, opts: { prefer?: "bin" | "safete
       `Cannot load HF folder "${dir}": none of ${WEIGHT_FILES.join(", ")} is there`,
     );
   }
-  const stored = weightsPath.endsWith(".index.json")
-    ? await readShards(dir, weightsPath)
-    : await readStateDictFile(weightsPath);
   const widened: HfModel["widened"] = {};
-  const hf = widenHalfTensors(stored, widened);
+  const hf = weightsPath.endsWith(".index.json")
+    ? await readShards(dir, weightsPath, widened)
+    : widenHalfTensors(await readStateDictFile(weightsPath), widened);
   const params = hfToUer(hf, config, weightsPath, { tieWordEmbeddings: raw.tie_word_embeddings !== false });
   config.vocab_size = params.get("embedding.word.embedding.weight")!.shape[0];
   const vocabPath = (await exists(`${dir}/vocab.txt`)) ? `${dir}/vocab.txt` : undefined;

@@ -195,3 +195,62 @@ Deno.test("tokenizer.json serves when vocab.txt is absent (WordPiece vocab, Bert
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a sharded folder is read lazily: only the tensors its index lists, one shard at a time (a 512 MiB unlisted tensor is never read)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ref = await refTensors();
+    const names = [...ref.keys()];
+    const d = await folder(`${dir}/lazy`, null);
+    const map: Record<string, string> = {};
+    const halves = [names.slice(0, 5), names.slice(5)];
+    const decoy = 512 << 20;
+    for (let i = 0; i < 2; i++) {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      for (const n of halves[i]) map[n] = file;
+      // fp16 shards: widened as each shard is read
+      const half = new Map(halves[i].map((n) => {
+        const t = ref.get(n)!, f = t.data as Float32Array;
+        return [n, { dtype: "F16" as const, shape: t.shape, data: Uint16Array.from(f, toHalf) }];
+      }));
+      const bytes = writeSafetensors(half, { format: "pt" });
+      if (i === 0) {
+        await Deno.writeFile(`${d}/${file}`, bytes);
+        continue;
+      }
+      // shard 2 also holds "unlisted.decoy", 512 MiB of F32 after the listed tensors, written as a hole
+      // (a sparse file): reading the whole shard would make it resident, a lazy read never touches it
+      const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+      const dataLen = bytes.length - 8 - n;
+      header["unlisted.decoy"] = { dtype: "F32", shape: [decoy / 4], data_offsets: [dataLen, dataLen + decoy] };
+      let json = JSON.stringify(header);
+      json += " ".repeat((8 - (json.length % 8)) % 8);
+      const head = new Uint8Array(8 + json.length);
+      new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
+      head.set(new TextEncoder().encode(json), 8);
+      await Deno.writeFile(`${d}/${file}`, head);
+      await Deno.writeFile(`${d}/${file}`, bytes.subarray(8 + n), { append: true });
+      await Deno.truncate(`${d}/${file}`, head.length + dataLen + decoy);
+    }
+    await Deno.writeTextFile(`${d}/model.safetensors.index.json`, JSON.stringify({ weight_map: map }));
+    const before = Deno.memoryUsage().rss;
+    const notes: string[] = [];
+    const m = await loadModel(d, { log: (l) => notes.push(l) });
+    const grown = Deno.memoryUsage().rss - before;
+    assert.ok(grown < 256 << 20, `resident memory grew by ${(grown / 2 ** 20).toFixed(0)} MiB`);
+    assert.equal(notes.length, 1, notes.join("\n"));
+    assert.match(notes[0], /fp16/);
+    // the same weights as the fp16 values of the reference, widened exactly
+    const full = await loadModel(HF);
+    assert.deepEqual([...m.params.keys()], [...full.params.keys()]);
+    for (const [k, t] of full.params) {
+      const got = m.params.get(k)!.data as Float32Array, want = t.data as Float32Array;
+      for (let i = 0; i < want.length; i += 97) {
+        assert.ok(Math.abs(got[i] - want[i]) <= Math.abs(want[i]) * 2 ** -10 + 2 ** -24, `${k}[${i}]`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -19,6 +19,17 @@ function bad(source: string, what: string): SyntaxError {
   return new SyntaxError(`Cannot read safetensors "${source}": ${what}`);
 }
 
+/** Options of `readSafetensors`. */
+export interface ReadSafetensorsOptions {
+  /** Only these tensors are returned (and their bytes read); every entry of the header is still checked. */
+  names?: ReadonlySet<string>;
+  /**
+   * `bytes` is a file-sized buffer filled on demand: `ensure(offset, length)` is called before a range is
+   * first read (the header, then each returned tensor's data).
+   */
+  ensure?: (offset: number, length: number) => void;
+}
+
 /**
  * Parses a safetensors buffer. Tensor data are views into `bytes` where aligned.
  *
@@ -27,7 +38,12 @@ function bad(source: string, what: string): SyntaxError {
  * const { tensors } = readSafetensors(await Deno.readFile("model.safetensors"), "model.safetensors");
  * ```
  */
-export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsFile {
+export function readSafetensors(
+  bytes: Uint8Array,
+  source: string,
+  opts: ReadSafetensorsOptions = {},
+): SafetensorsFile {
+  opts.ensure?.(0, 8);
   if (bytes.byteLength < 8) {
     throw bad(source, `file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
   }
@@ -40,6 +56,7 @@ export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsF
     );
   }
   const n = Number(headerLen);
+  opts.ensure?.(8, n);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
@@ -85,6 +102,8 @@ export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsF
       );
     }
     spans.push([begin, end, name]);
+    if (opts.names && !opts.names.has(name)) continue;
+    opts.ensure?.(dataStart + begin, end - begin);
     tensors.set(name, {
       dtype,
       shape,
