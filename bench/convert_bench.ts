@@ -20,6 +20,7 @@ import { randomUerParams } from "../convert/random_model.ts";
 import { torchBinParts } from "../convert/torch_bin.ts";
 import { writeParts } from "../convert/files.ts";
 import { uerModuleMetadata } from "../convert/names.ts";
+import { torchPython } from "./_torch_albert.ts";
 
 const MIRROR = "/work/.mirror/dbiir+UER-py/repo";
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -48,17 +49,6 @@ async function timeCommand(cmd: string, args: string[], cwd?: string): Promise<{
   const out = new TextDecoder().decode(r.stdout);
   if (!r.success) throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr).slice(-500)}`);
   return { s, out };
-}
-
-async function torchPython(): Promise<string | undefined> {
-  for (const py of [Deno.env.get("UER_TS_PYTHON"), "/usr/bin/python3", "python3"]) {
-    if (!py) continue;
-    try {
-      const r = await new Deno.Command(py, { args: ["-c", "import torch"], stdout: "null", stderr: "null" }).output();
-      if (r.success) return py;
-    } catch { /* not there */ }
-  }
-  return undefined;
 }
 
 /** Runs the UER-py script in-process under `runpy` and prints its peak RSS (bytes) last. */

@@ -12,22 +12,12 @@
  * Run: `deno run -A bench/finetune_bench.ts [--tiny-steps N] [--base-steps N]` (defaults 40 and 3).
  * @module
  */
-import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
+import type { AlbertConfig } from "../core/config.ts";
+import { BASE, TINY } from "./_shapes.ts";
 import { type ClassifierBatch, classifierParamShapes, classifierTask } from "../core/train/classifier_task.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
 import { runPython, TORCH_ALBERT } from "./torch_albert.ts";
 
-const TINY: AlbertConfig = {
-  ...ALBERT_BASE,
-  emb_size: 32,
-  hidden_size: 64,
-  feedforward_size: 128,
-  heads_num: 4,
-  layers_num: 3,
-  max_seq_length: 128,
-  vocab_size: 21128,
-};
-const BASE: AlbertConfig = { ...ALBERT_BASE, max_seq_length: 512, vocab_size: 21128 };
 const LABELS = 2;
 
 /** A deterministic batch: two segments, a few padded rows (as chnsenticorp rows cut to seq 128). */

@@ -16,7 +16,8 @@
  * @module
  */
 import { Command } from "commander";
-import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
+import type { AlbertConfig } from "../core/config.ts";
+import { BASE, TINY } from "./_shapes.ts";
 import { inferenceGraph } from "../core/model/albert.ts";
 import { describeGpu, gpuSelection, numberedGpus, vulkanInventory } from "../core/parallel/gpu_select.ts";
 import { probeWebGpu } from "../core/runtime/mod.ts";
@@ -30,18 +31,6 @@ import { WebGpuRecorder } from "../core/webgpu/instrument.ts";
 import { tuning } from "../core/webgpu/kernels.ts";
 import { syntheticBatch } from "../tests/webgpu_steps.ts";
 import { runPython, TORCH_ALBERT } from "./torch_albert.ts";
-
-const TINY: AlbertConfig = {
-  ...ALBERT_BASE,
-  emb_size: 32,
-  hidden_size: 64,
-  feedforward_size: 128,
-  heads_num: 4,
-  layers_num: 3,
-  max_seq_length: 128,
-  vocab_size: 21128,
-};
-const BASE: AlbertConfig = { ...ALBERT_BASE, max_seq_length: 512, vocab_size: 21128 };
 
 interface TrainCase {
   name: string;

@@ -28,7 +28,8 @@
 import { openDataset } from "../core/data/dataset_zarr.ts";
 import { AlbertLoader, type Batch, type InstanceSource } from "../core/train/loader.ts";
 import { preprocessCorpus } from "../core/data/preprocess.ts";
-import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
+import type { AlbertConfig } from "../core/config.ts";
+import { TINY as TINY_128 } from "./_shapes.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
 import { paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { config, uncompressedCopy } from "./dataset_codec_bench.ts";
@@ -39,17 +40,8 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : dflt;
 }
 
-/** The tiny ALBERT of bench/pretrain_bench.ts, with positions for seq 512. */
-const TINY: AlbertConfig = {
-  ...ALBERT_BASE,
-  emb_size: 32,
-  hidden_size: 64,
-  feedforward_size: 128,
-  heads_num: 4,
-  layers_num: 3,
-  max_seq_length: 512,
-  vocab_size: 21128,
-};
+/** The benches' tiny ALBERT, with positions for seq 512. */
+const TINY: AlbertConfig = { ...TINY_128, max_seq_length: 512 };
 
 /** A training step: the simulated busy one or the tiny trainer's. */
 type Step = (batch: Batch) => Promise<void> | void;

@@ -22,49 +22,12 @@
  * @module
  */
 import process from "node:process";
-import { ALBERT_BASE, type AlbertConfig } from "../core/config.ts";
+import type { AlbertConfig } from "../core/config.ts";
+import { BASE, TINY } from "./_shapes.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
-import { type Batch, paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
+import { paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { GLIBC_KEEP_MEMORY, torchAlbertSteps, torchPython, uerPyPretrain } from "./_torch_albert.ts";
-
-const TINY: AlbertConfig = {
-  ...ALBERT_BASE,
-  emb_size: 32,
-  hidden_size: 64,
-  feedforward_size: 128,
-  heads_num: 4,
-  layers_num: 3,
-  max_seq_length: 128,
-  vocab_size: 21128,
-};
-const BASE: AlbertConfig = { ...ALBERT_BASE, max_seq_length: 512, vocab_size: 21128 };
-
-/** A deterministic synthetic batch shaped like UER's: two segments, ~15% masked, a few padded rows. */
-export function syntheticBatch(batchSize: number, seqLength: number, vocab: number, salt: number): Batch {
-  const n = batchSize * seqLength;
-  const src = new Int32Array(n), seg = new Int32Array(n), tgtMlm = new Int32Array(n);
-  let x = 12345 + salt * 7919;
-  const rnd = () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
-  for (let r = 0; r < batchSize; r++) {
-    const len = r % 4 === 3 ? Math.floor(seqLength * 0.6) : seqLength;
-    const a = Math.floor(len / 2);
-    for (let t = 0; t < len; t++) {
-      const i = r * seqLength + t;
-      src[i] = t === 0 ? 101 : t === a || t === len - 1 ? 102 : 104 + Math.floor(rnd() * (vocab - 104));
-      seg[i] = t <= a ? 1 : 2;
-    }
-    const k = Math.max(1, Math.round(len * 0.15));
-    for (let j = 0; j < k; j++) {
-      const t = 1 + Math.floor(rnd() * (len - 2));
-      const i = r * seqLength + t;
-      if (src[i] === 102) continue;
-      tgtMlm[i] = src[i];
-      src[i] = 103;
-    }
-  }
-  const tgtSop = Int32Array.from({ length: batchSize }, (_, r) => r % 2);
-  return { src, seg, tgtMlm, tgtSop, batchSize, seqLength };
-}
+import { syntheticBatch } from "../tests/webgpu_steps.ts";
 
 interface Figures {
   steps: number;

@@ -17,7 +17,7 @@ import { memoryPlan } from "../core/graph/memory_plan.ts";
 import { defaultMaskedSlots, paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { stepGraph } from "../core/train/training_graph.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
-import { syntheticBatch } from "./pretrain_bench.ts";
+import { syntheticBatch } from "../tests/webgpu_steps.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CORPUS = new URL("../../shared/reference/corpora/CLUECorpusSmall_sampled.txt", import.meta.url).pathname;

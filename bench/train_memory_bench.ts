@@ -17,7 +17,7 @@ import { formatMemoryPlan, memoryPlan } from "../core/graph/memory_plan.ts";
 import { defaultMaskedSlots, paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { stepGraph } from "../core/train/training_graph.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
-import { syntheticBatch } from "./pretrain_bench.ts";
+import { syntheticBatch } from "../tests/webgpu_steps.ts";
 import { torchAlbertSteps, torchPython } from "./_torch_albert.ts";
 
 const BASE: AlbertConfig = { ...ALBERT_BASE, max_seq_length: 512, vocab_size: 21128 };

@@ -12,6 +12,8 @@ import { readVocabFile } from "../core/io/vocab_file.ts";
 import { BertTokenizer } from "../core/tokenizer/mod.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
+/** The demo model's config (pretrain, finetune and infer read it). */
+const DEMO_CONFIG = new URL("../configs/albert/demo_config.json", import.meta.url).pathname;
 
 /** Reads an embedded fixture (works from a checkout and from a `deno compile --include fixtures` binary). */
 async function fixturePath(name: string): Promise<string> {
@@ -76,7 +78,7 @@ export async function run(opts: DemoOptions): Promise<void> {
       await pretrain(
         await parseOptions("pretrain", [
           ...["--dataset_path", dataset, "--vocab_path", vocabPath, "--output_model_path", model],
-          ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
+          ...["--config_path", DEMO_CONFIG],
           ...["--total_steps", String(steps), "--save_checkpoint_steps", String(steps)],
           ...[
             "--report_steps",
@@ -123,7 +125,7 @@ export async function run(opts: DemoOptions): Promise<void> {
       await finetune(
         await parseOptions("finetune", [
           ...["--pretrained_model_path", `${model}-${steps}`, "--vocab_path", vocabPath],
-          ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
+          ...["--config_path", DEMO_CONFIG],
           ...["--train_path", await fixturePath("demo_train.tsv"), "--dev_path", await fixturePath("demo_dev.tsv")],
           ...["--output_model_path", classifier, "--seq_length", "24", "--batch_size", "8"],
           ...["--learning_rate", "1e-4", "--epochs_num", "6", "--report_steps", "100", "--overwrite"],
@@ -141,7 +143,7 @@ export async function run(opts: DemoOptions): Promise<void> {
       await infer(
         await parseOptions("infer", [
           ...["--task", "text-classification", "--model_path", classifier, "--vocab_path", vocabPath],
-          ...["--config_path", new URL("../configs/albert/demo_config.json", import.meta.url).pathname],
+          ...["--config_path", DEMO_CONFIG],
           ...["--text", "小明住在罗马。", "--text", "小明住在昆明。", "--seq_length", "24"],
           ...["--device", opts.device, ...quiet],
         ]),

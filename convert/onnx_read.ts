@@ -9,19 +9,12 @@
  */
 import type { DType, Tensor } from "../core/tensor.ts";
 import { numel } from "../core/tensor.ts";
+import { ONNX_TO_DTYPE } from "../core/graph/shapes.ts";
 
-/** ONNX TensorProto.DataType → our dtype (the ones a weight can be). */
-const FROM_ONNX: Record<number, DType> = {
-  1: "F32",
-  2: "U8",
-  3: "I8",
-  5: "I16",
-  6: "I32",
-  7: "I64",
-  10: "F16",
-  11: "F64",
-  16: "BF16",
-};
+/** ONNX TensorProto.DataType → our dtype, for the ones a weight can be (core/graph/shapes.ts' table less BOOL). */
+const FROM_ONNX: Record<number, DType> = Object.fromEntries(
+  Object.entries(ONNX_TO_DTYPE).filter(([, d]) => d !== "BOOL"),
+);
 
 /** What an ONNX file holds that a model loader needs. */
 export interface OnnxWeights {
@@ -84,6 +77,17 @@ class Reader {
   }
 }
 
+/** A StringStringEntryProto (`key` = 1, `value` = 2): TensorProto.external_data and ModelProto.metadata_props. */
+function stringEntry(s: Reader): [string, string] {
+  let k = "", v = "";
+  for (let e = s.tag(); e; e = s.tag()) {
+    if (e[0] === 1 && e[1] === 2) k = s.string();
+    else if (e[0] === 2 && e[1] === 2) v = s.string();
+    else s.skip(e[1]);
+  }
+  return [k, v];
+}
+
 function readTensor(r: Reader, out: OnnxWeights): void {
   const dims: number[] = [];
   let dtype = 0, name = "";
@@ -110,13 +114,7 @@ function readTensor(r: Reader, out: OnnxWeights): void {
       const s = r.sub();
       while (s.pos < s.end) ints.push(s.varint());
     } else if (f === 13 && w === 2) {
-      const s = r.sub();
-      let k = "", v = "";
-      for (let e = s.tag(); e; e = s.tag()) {
-        if (e[0] === 1 && e[1] === 2) k = s.string();
-        else if (e[0] === 2 && e[1] === 2) v = s.string();
-        else s.skip(e[1]);
-      }
+      const [k, v] = stringEntry(r.sub());
       ext[k] = v;
     } else if (f === 14 && w === 0) location = r.varint();
     else r.skip(w);
@@ -197,13 +195,7 @@ export function parseOnnxWeights(bytes: Uint8Array, source: string): OnnxWeights
         } else g.skip(u[1]);
       }
     } else if (f === 14 && w === 2) {
-      const s = r.sub();
-      let k = "", v = "";
-      for (let e = s.tag(); e; e = s.tag()) {
-        if (e[0] === 1 && e[1] === 2) k = s.string();
-        else if (e[0] === 2 && e[1] === 2) v = s.string();
-        else s.skip(e[1]);
-      }
+      const [k, v] = stringEntry(r.sub());
       out.metadata[k] = v;
     } else r.skip(w);
   }

@@ -165,7 +165,8 @@ function matmulShape(op: string, a: ValueInfo, b: ValueInfo): Dim[] {
   return out;
 }
 
-const ONNX_TO_DTYPE: Record<number, DType> = {
+/** ONNX TensorProto.DataType → our dtype (the inverse of `DTYPE_TO_ONNX`). */
+export const ONNX_TO_DTYPE: Record<number, DType> = {
   1: "F32",
   2: "U8",
   3: "I8",

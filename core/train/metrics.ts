@@ -7,17 +7,13 @@
  * @module
  */
 import type { StepInfo } from "./loop.ts";
+import type { StepStats } from "./pretrain_task.ts";
 
-/** The running sums between two reports (JSON-serializable, saved with checkpoints). */
-export interface ReportSums {
-  loss: number;
-  lossMlm: number;
-  lossSp: number;
-  correctMlm: number;
-  denominator: number;
-  correctSp: number;
-  instances: number;
-}
+/**
+ * The running sums between two reports (JSON-serializable, saved with checkpoints): a step's statistics
+ * summed, instances counted (`StepStats.batchSize`).
+ */
+export type ReportSums = Omit<StepStats, "nMasked" | "batchSize"> & { instances: number };
 
 /** One report, UER-py's fields plus what a log reader wants. */
 export interface Report {
