@@ -6,7 +6,7 @@
  * prints HF's pipeline shape; misuse is a one-line error.
  */
 import assert from "node:assert/strict";
-import { cli } from "./_cli.ts";
+import { cli, ownLines } from "./_cli.ts";
 import { refJson, refPath } from "./reference.ts";
 import { pyRepr } from "../core/train/metrics.ts";
 
@@ -98,6 +98,12 @@ Deno.test("infer text-classification misuse: flags without the task (exit 2), wr
   const noTask = await cli(["infer", ...base, "--text", "好", "--output_prob"]);
   assert.equal(noTask.code, 2);
   assert.match(noTask.stderr, /--output_prob has no effect without --task text-classification/);
+  const q8 = await cli(["infer", "--task", "text-classification", ...base, "--text", "好", "--dtype", "q8"]);
+  assert.equal(q8.code, 2);
+  assert.deepEqual(ownLines(q8.stderr), [
+    "error: --dtype q8 is not built for --task text-classification (it runs fp32)",
+    "  hint: drop --dtype",
+  ]);
   const labels = await cli(["infer", "--task", "text-classification", ...base, "--text", "好", "--labels_num", "3"]);
   assert.equal(labels.code, 1);
   assert.match(labels.stderr, /its classifier has 2 labels, --labels_num says 3/);

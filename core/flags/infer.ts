@@ -91,8 +91,8 @@ export const INFER_FLAGS = {
     type: "string",
     default: "fp32",
     choices: ["fp32", "q8"],
-    help:
-      "Weights: fp32, or q8 = int8 per output row, quantized in memory (MatMulInteger on CPU, MatMulNBits on WebGPU).",
+    help: "Weights of fill-mask and feature-extraction: fp32, or q8 = int8 per output row, quantized in memory " +
+      "(MatMulInteger on CPU, MatMulNBits on WebGPU); text-classification runs fp32.",
   },
   ...DEVICE_OPTS,
   ...OUTPUT_OPTS,
@@ -103,8 +103,8 @@ export type InferOptions = OptionsOf<typeof INFER_FLAGS> & { modelPath: string }
 
 /**
  * After the flags are read: `--load_model_path` is `--model_path`; one of them is required; the
- * run_classifier_infer.py flags need `--task text-classification`; `--prediction_path` and
- * `--output_path` name the same file (one of them).
+ * run_classifier_infer.py flags need `--task text-classification`, which runs fp32 only (`--dtype q8` is
+ * refused); `--prediction_path` and `--output_path` name the same file (one of them).
  */
 export function finishInfer(values: Record<string, unknown>, given: ReadonlySet<string>): void {
   if (given.has("load_model_path")) {
@@ -124,6 +124,12 @@ export function finishInfer(values: Record<string, unknown>, given: ReadonlySet<
     if (given.has(f) && !tc) {
       throw new UsageError(`--${f} has no effect without --task text-classification\n  hint: drop --${f}`);
     }
+  }
+  if (tc && values.dtype !== "fp32") {
+    // NOTE: the classifier runs UER-py's run_classifier_infer.py path in fp32; q8 is built for fill-mask and features.
+    throw new UsageError(
+      `--dtype ${values.dtype} is not built for --task text-classification (it runs fp32)\n  hint: drop --dtype`,
+    );
   }
   if (given.has("prediction_path") && given.has("output_path")) {
     throw new UsageError("--prediction_path and --output_path name the same file\n  hint: pass one of them");
