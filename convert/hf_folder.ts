@@ -44,7 +44,8 @@ export interface HfModel {
   widened: Partial<Record<"F16" | "BF16", number>>;
 }
 
-const TOKENIZER_CONFIG = {
+/** `tokenizer_config.json` of the folders uer-ts writes (HF and ONNX): BertTokenizer, UER-py's casing. */
+export const TOKENIZER_CONFIG = {
   tokenizer_class: "BertTokenizer",
   do_lower_case: true,
   tokenize_chinese_chars: true,
@@ -57,7 +58,8 @@ const TOKENIZER_CONFIG = {
   cls_token: "[CLS]",
   mask_token: "[MASK]",
 };
-const SPECIAL_TOKENS_MAP = {
+/** `special_tokens_map.json` of the folders uer-ts writes (HF and ONNX). */
+export const SPECIAL_TOKENS_MAP = {
   unk_token: "[UNK]",
   sep_token: "[SEP]",
   pad_token: "[PAD]",

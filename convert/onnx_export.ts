@@ -31,6 +31,7 @@ import type { Pooling } from "../core/model/classifier.ts";
 import { loadModel, type ModelFormat } from "./mod.ts";
 import { type Head, hfClassifierConfig, labelsNumOf, uerConfigToHf } from "./names.ts";
 import { checkPooling } from "./convert.ts";
+import { SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG } from "./hf_folder.ts";
 import type { HubProgress } from "./hub.ts";
 
 /** Options of `exportOnnx`. */
@@ -196,31 +197,12 @@ export function transformersJsFiles(
       ? { uer_layer_norm: "gamma*(x-mean)/(std_unbiased+1e-6)+beta (baked into the onnx/ models)" }
       : {}),
   };
-  const tokConfig = {
-    tokenizer_class: "BertTokenizer",
-    do_lower_case: true,
-    tokenize_chinese_chars: true,
-    strip_accents: null,
-    model_max_length: opts.maxLength ?? m.config.max_seq_length,
-    clean_up_tokenization_spaces: true,
-    unk_token: "[UNK]",
-    sep_token: "[SEP]",
-    pad_token: "[PAD]",
-    cls_token: "[CLS]",
-    mask_token: "[MASK]",
-  };
-  const specialMap = {
-    unk_token: "[UNK]",
-    sep_token: "[SEP]",
-    pad_token: "[PAD]",
-    cls_token: "[CLS]",
-    mask_token: "[MASK]",
-  };
+  const tokConfig = { ...TOKENIZER_CONFIG, model_max_length: opts.maxLength ?? m.config.max_seq_length };
   const files = new Map<string, Uint8Array | string>([
     ["config.json", JSON.stringify(hfConfig, null, 2) + "\n"],
     ["tokenizer.json", JSON.stringify(bertTokenizerJson(vocab))],
     ["tokenizer_config.json", JSON.stringify(tokConfig, null, 2) + "\n"],
-    ["special_tokens_map.json", JSON.stringify(specialMap, null, 2) + "\n"],
+    ["special_tokens_map.json", JSON.stringify(SPECIAL_TOKENS_MAP, null, 2) + "\n"],
     ["vocab.txt", vocab.tokens.map((t) => t + "\n").join("")],
   ]);
   let bytes = 0;
