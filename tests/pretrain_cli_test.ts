@@ -285,6 +285,17 @@ Deno.test("pretrain stage 2: a zarr checkpoint starts a new run on a seq 128 dat
   const short = await cli([...base, "--max_seq_length", "64"]);
   assert.equal(short.code, 1);
   assert.match(short.stderr, /^error: .*seq_length 128 exceeds max_seq_length 64.*\n {2}hint: .*--config_path/);
+  // An HF folder of another embedding size than the config: the config, not the vocabulary (same 21128 rows).
+  const wide = [...base, "--pretrained_model_path", refPath(`${TINY}/hf`)];
+  wide[wide.indexOf(CONFIG)] = new URL("../configs/albert/base_config.json", import.meta.url).pathname;
+  wide[wide.indexOf(stage2)] = `${dir}/x/emb`;
+  const emb = await cli(wide);
+  assert.equal(emb.code, 1);
+  assert.deepEqual(ownLines(emb.stderr).slice(-2), [
+    `error: Cannot start from "${refPath(`${TINY}/hf`)}": "embedding.word.embedding.weight" has shape ` +
+    "[21128,32], the run's config needs [21128,128]",
+    "  hint: check --config_path",
+  ]);
   // Another vocabulary than the dataset's.
   const vocab = pretrainArgs(["--output_model_path", `${dir}/x/a`, "--total_steps", "1"]);
   vocab[vocab.indexOf(VOCAB)] = new URL("../fixtures/demo_vocab.txt", import.meta.url).pathname;

@@ -86,11 +86,12 @@ async function startWeights(
       );
     }
     if (t.shape.join() !== shape.join()) {
-      const hint = name.startsWith("output_layer_2")
+      const rows = t.shape[0] !== shape[0]; // vocabulary, positions or labels; another size is the config's
+      const hint = rows && name.startsWith("output_layer_2")
         ? `the model was fine-tuned for ${t.shape[0]} labels, the training file has ${labelsNum}`
-        : name.startsWith("embedding.word")
+        : rows && name.startsWith("embedding.word")
         ? "check --vocab_path"
-        : name.startsWith("embedding.pos")
+        : rows && name.startsWith("embedding.pos")
         ? "check --config_path (max_seq_length)"
         : "check --config_path";
       throw new TypeError(

@@ -170,9 +170,11 @@ function fitParams(params: Map<string, Tensor>, cfg: AlbertConfig, source: strin
       continue;
     }
     if (t.shape.join(",") !== shape.join(",")) {
-      const flag = name.startsWith("embedding.word") || name.startsWith("target.mlm.linear_2")
+      // the first dimension of these is the vocabulary or the positions; another size is the config's
+      const rows = t.shape[0] !== shape[0];
+      const flag = rows && (name.startsWith("embedding.word") || name.startsWith("target.mlm.linear_2"))
         ? "--vocab_path"
-        : name.startsWith("embedding.pos")
+        : rows && name.startsWith("embedding.pos")
         ? "--config_path (max_seq_length)"
         : "--config_path";
       fail(
