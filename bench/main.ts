@@ -21,6 +21,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   "infer-q8-accuracy": async () => (await import("./infer_q8_accuracy_bench.ts")).inferQ8AccuracyBench,
   dataset: async () => (await import("./dataset_codec_bench.ts")).datasetCodecBench,
   webgpu_step: async () => (await import("./webgpu_step_bench.ts")).webgpuStepBench,
+  cpu_step: async () => (await import("./cpu_step_profile.ts")).cpuStepProfile,
   loader: async () => (await import("./loader_bench.ts")).loaderBench,
 };
 

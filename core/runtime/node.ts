@@ -51,12 +51,22 @@ export function nodeSessionOptions(opts: SessionOptions = {}): OrtSessionOptions
 export async function createNodeSession(model: Uint8Array, opts: SessionOptions = {}): Promise<Session> {
   const ort = await loadOrt();
   const session = await ort.InferenceSession.create(model, nodeSessionOptions(opts));
+  type OrtTensor = InstanceType<OrtNode["Tensor"]>;
+  // A host tensor fed or filled again and again (a training store's state buffers) keeps its
+  // onnxruntime wrapper: ~160 wrappers per training step are not rebuilt (DESIGN.md §6.5).
+  const wrappers = new WeakMap<Tensor, { data: Tensor["data"]; shape: number[]; ort: OrtTensor }>();
+  const wrap = (t: Tensor): OrtTensor => {
+    const c = wrappers.get(t);
+    if (c && c.data === t.data && sameShape(c.shape, t.shape)) return c.ort;
+    const o = new ort.Tensor(ortType(t.dtype) as "float32", t.data as Float32Array, t.shape);
+    wrappers.set(t, { data: t.data, shape: [...t.shape], ort: o });
+    return o;
+  };
   const toOrt = (feeds: Record<string, Tensor | DeviceTensor>) => {
-    const out: Record<string, InstanceType<OrtNode["Tensor"]>> = {};
-    for (const [k, t] of Object.entries(feeds)) {
-      out[k] = isDeviceTensor(t)
-        ? t.handle as unknown as InstanceType<OrtNode["Tensor"]>
-        : new ort.Tensor(ortType(t.dtype) as "float32", t.data as Float32Array, t.shape);
+    const out: Record<string, OrtTensor> = {};
+    for (const k in feeds) {
+      const t = feeds[k];
+      out[k] = isDeviceTensor(t) ? t.handle as unknown as OrtTensor : wrap(t);
     }
     return out;
   };
@@ -85,11 +95,9 @@ export async function createNodeSession(model: Uint8Array, opts: SessionOptions 
     },
     async runInto(feeds, into, fetches) {
       // onnxruntime-node writes a pre-allocated output tensor in place (no per-call copy).
-      const want: Record<string, InstanceType<OrtNode["Tensor"]> | null> = {};
+      const want: Record<string, OrtTensor | null> = {};
       for (const k of fetches) want[k] = null;
-      for (const [k, t] of Object.entries(into)) {
-        want[k] = new ort.Tensor(ortType(t.dtype) as "float32", t.data as Float32Array, t.shape);
-      }
+      for (const k in into) want[k] = wrap(into[k]);
       const res = await session.run(toOrt(feeds), want);
       const out: Record<string, Tensor> = {};
       for (const k of fetches) {
@@ -100,4 +108,10 @@ export async function createNodeSession(model: Uint8Array, opts: SessionOptions 
     },
     release: () => session.release(),
   };
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

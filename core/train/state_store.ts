@@ -106,6 +106,10 @@ function isDevice(t: Held): t is DeviceTensor {
 
 interface OrtProgram extends StepProgram {
   readonly session: Session;
+  /** Outputs that replace state: output name, state name, dtype and shape (built once). */
+  readonly updates: readonly { output: string; name: string; dtype: DType; shape: number[] }[];
+  /** Other outputs. */
+  readonly plain: readonly string[];
 }
 
 /** The onnxruntime state store: host buffers on the CPU, GPU buffers on WebGPU. */
@@ -138,7 +142,19 @@ export class OrtStateStore implements StateStore {
     });
     this.#sessions.push(session);
     const outputs = new Map(outs.map((v) => [v.name, { dtype: v.dtype, shape: v.shape as number[] }]));
-    const program: OrtProgram = { inputNames: session.inputNames, outputNames: session.outputNames, outputs, session };
+    const updates = session.outputNames.filter((o) => o.startsWith(UPDATED)).map((o) => ({
+      output: o,
+      name: o.slice(UPDATED.length),
+      ...outputs.get(o)!,
+    }));
+    const program: OrtProgram = {
+      inputNames: session.inputNames,
+      outputNames: session.outputNames,
+      outputs,
+      session,
+      updates,
+      plain: session.outputNames.filter((o) => !o.startsWith(UPDATED)),
+    };
     return program;
   }
 
@@ -147,7 +163,7 @@ export class OrtStateStore implements StateStore {
     feeds: Record<string, Tensor>,
     opts: RunOptions = {},
   ): Promise<Record<string, Tensor>> {
-    const { session, inputNames, outputNames } = program as OrtProgram;
+    const { session, inputNames, updates, plain } = program as OrtProgram;
     const all: Record<string, Held> = { ...feeds };
     for (const n of inputNames) {
       if (n in all) continue;
@@ -157,26 +173,20 @@ export class OrtStateStore implements StateStore {
     }
     if (session.runInto) {
       const into: Record<string, Tensor> = { ...opts.into };
-      const commit: [string, Tensor][] = [];
-      const fetch: string[] = [];
-      for (const o of outputNames) {
-        if (!o.startsWith(UPDATED)) {
-          if (!(o in into)) fetch.push(o);
-          continue;
-        }
-        const name = o.slice(UPDATED.length);
-        const info = program.outputs.get(o)!;
+      const fetch = plain.filter((o) => !(o in into));
+      const commit: Tensor[] = [];
+      for (const { output, name, dtype, shape } of updates) {
         let pair = this.#pairs.get(name);
-        if (!pair || pair[0].shape.join() !== info.shape.join()) {
-          const z = () => ({ dtype: info.dtype, shape: [...info.shape], data: new Float32Array(numel(info.shape)) });
+        if (!pair || pair[0].shape.length !== shape.length || pair[0].shape.some((d, i) => d !== shape[i])) {
+          const z = () => ({ dtype, shape: [...shape], data: new Float32Array(numel(shape)) });
           this.#pairs.set(name, pair = [z(), z()]);
         }
         const t = this.#state.get(name) === pair[0] ? pair[1] : pair[0];
-        into[o] = t;
-        commit.push([name, t]);
+        into[output] = t;
+        commit.push(t);
       }
       const res = await session.runInto(all, into, fetch);
-      for (const [name, t] of commit) this.#set(name, t);
+      updates.forEach(({ name }, i) => this.#set(name, commit[i]));
       return res;
     }
     const out = await session.runDevice(all);

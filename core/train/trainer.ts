@@ -280,7 +280,7 @@ export class Trainer<B> {
     } else {
       await this.#store.run(program, feeds);
     }
-    if (last) { for (const { name } of this.task.params) this.#store.delete(names.gradAcc(name)); }
+    if (last && this.#acc > 1) { for (const { name } of this.task.params) this.#store.delete(names.gradAcc(name)); }
     this.#hostRows.push(this.task.hostStats(batch));
   }
 
