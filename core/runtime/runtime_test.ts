@@ -53,3 +53,31 @@ Deno.test("wasm (UER semantics) and webgpu (HF semantics) sessions match forward
     await s.release();
   }
 });
+
+Deno.test("cpu runInto: a host tensor fed or filled again is read anew when its buffer or shape changes", async () => {
+  const g = new Graph();
+  const x = g.input("x", "F32", ["N"]);
+  g.output(g.mul(x, 2), "y");
+  const s = await createSession(toOnnx(g).model, { device: "cpu", threads: 1 });
+  try {
+    const feed = { dtype: "F32" as const, shape: [2], data: Float32Array.of(1, 2) };
+    const out = { dtype: "F32" as const, shape: [2], data: new Float32Array(2) };
+    await s.runInto!({ x: feed }, { y: out }, []);
+    assert.deepEqual([...out.data], [2, 4]);
+    // Same objects, new contents in place: the kept wrappers see them (zero-copy views).
+    feed.data.set([3, 4]);
+    await s.runInto!({ x: feed }, { y: out }, []);
+    assert.deepEqual([...out.data], [6, 8]);
+    // Same objects, new buffers and a new shape: new wrappers, the old buffer is left alone.
+    const old = out.data;
+    feed.data = Float32Array.of(5, 6, 7);
+    feed.shape = [3];
+    out.data = new Float32Array(3);
+    out.shape = [3];
+    await s.runInto!({ x: feed }, { y: out }, []);
+    assert.deepEqual([...out.data], [10, 12, 14]);
+    assert.deepEqual([...old], [6, 8]);
+  } finally {
+    await s.release();
+  }
+});
