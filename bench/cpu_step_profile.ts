@@ -36,7 +36,9 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 /** Part 1: the trainer's step, split into onnxruntime's run and the JS around it (ms, medians). */
 async function trainerSplit(ort: Ort, threads: number, steps: number): Promise<Record<string, number>> {
   const task = pretrainTask(TINY);
-  const trainer = await Trainer.create({ task, params: initParams(paramShapes(TINY), 7), device: "cpu", threads });
+  const params = initParams(paramShapes(TINY), 7);
+  // A fixed thread count (no threadProbe): the figures are for `threads`.
+  const trainer = await Trainer.create({ task, params, device: "cpu", threads, threadProbe: false });
   const batches = [0, 1, 2, 3].map((s) => syntheticBatch(16, 128, TINY.vocab_size!, s));
   // The class behind the factory type: its prototype's run is what every session calls.
   const proto = (ort.InferenceSession as unknown as { prototype: { run: (...a: unknown[]) => Promise<unknown> } })

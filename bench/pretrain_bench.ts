@@ -17,14 +17,17 @@
  * and the last (it should stay flat).
  * Prints figures; never passes or fails on time (DESIGN.md §2).
  *
- * Run: `deno run -A bench/pretrain_bench.ts [--tiny-steps N] [--base-steps N] [--no-spin]` (defaults
- * 300 and 3; `--no-spin` makes onnxruntime's worker threads sleep between ops, kinder to a shared box).
+ * Run: `deno run -A bench/pretrain_bench.ts [--tiny-steps N] [--base-steps N] [--no-spin] [--no-probe]`
+ * (defaults 300 and 3; `--no-spin` makes onnxruntime's worker threads sleep between ops, kinder to a
+ * shared box; `--no-probe` keeps 2 threads on every step instead of timing 1 thread now and then and
+ * running the faster, state_store.ts `threadProbe`; it prints how many runs went to each).
  * @module
  */
 import process from "node:process";
 import type { AlbertConfig } from "../core/config.ts";
 import { BASE, TINY } from "./_shapes.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
+import { OrtStateStore } from "../core/train/state_store.ts";
 import { paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { GLIBC_KEEP_MEMORY, torchAlbertSteps, torchPython, uerPyPretrain } from "./_torch_albert.ts";
 import { syntheticBatch } from "../tests/webgpu_steps.ts";
@@ -39,6 +42,8 @@ interface Figures {
   firstStepMs: number;
   /** [step, RSS bytes] at steps 1, 10, 100, 1000, … and the last. */
   rss: [number, number][];
+  /** Runs on 2 intra-op threads and on 1 (the store's `threadProbe`). */
+  runsByThreads: { threads: number; runs: number }[];
 }
 
 async function measure(
@@ -47,9 +52,11 @@ async function measure(
   seqLength: number,
   steps: number,
   spinning: boolean,
+  probe: boolean,
 ): Promise<Figures> {
   const params = initParams(paramShapes(cfg), 7);
-  const trainer = await Trainer.create({ task: pretrainTask(cfg), params, device: "cpu", threads: 2, spinning });
+  const store = new OrtStateStore("cpu", { threads: 2, spinning, threadProbe: probe ? undefined : false });
+  const trainer = await Trainer.create({ task: pretrainTask(cfg), params, store });
   const batches = [0, 1, 2, 3].map((s) => syntheticBatch(batchSize, seqLength, cfg.vocab_size!, s));
   const rss: [number, number][] = [];
   let t = performance.now();
@@ -68,8 +75,11 @@ async function measure(
     if (i === steps - 1 || (Number.isInteger(Math.log10(step)) && step > 1)) rss.push([step, Deno.memoryUsage().rss]);
   }
   const cpu = process.cpuUsage(cpu0);
+  const runsByThreads = store.runsByThreads;
   await trainer.dispose();
+  await store.dispose();
   return {
+    runsByThreads,
     steps,
     tokensPerStep: batchSize * seqLength,
     wallMs,
@@ -143,9 +153,9 @@ async function baselines(
 
 /** Runs the benchmark, prints its table and returns the figures (tokens/s, ratios to the baselines, CPU ms, RSS MiB). */
 export async function pretrainBench(
-  opts: { tinySteps?: number; baseSteps?: number; spinning?: boolean } = {},
+  opts: { tinySteps?: number; baseSteps?: number; spinning?: boolean; probe?: boolean } = {},
 ): Promise<Record<string, number>> {
-  const spin = opts.spinning ?? true;
+  const spin = opts.spinning ?? true, probe = opts.probe ?? true;
   const uerDir = Deno.env.get("UER_DIR");
   const py = await torchPython();
   const work = uerDir && py ? await Deno.makeTempDir({ prefix: "uer-ts-uerpy-" }) : undefined;
@@ -159,14 +169,14 @@ export async function pretrainBench(
     const tinySteps = opts.tinySteps ?? 300;
     runs.push([
       "tiny",
-      await measure(TINY, 16, 128, tinySteps, spin),
+      await measure(TINY, 16, 128, tinySteps, spin, probe),
       await baselines("tiny", TINY, 16, tinySteps, uer),
     ]);
     const baseSteps = opts.baseSteps ?? 3;
     if (baseSteps > 0) {
       runs.push([
         "base",
-        await measure(BASE, 8, 128, baseSteps, spin),
+        await measure(BASE, 8, 128, baseSteps, spin, probe),
         await baselines("base", BASE, 8, baseSteps, uer),
       ]);
     }
@@ -226,15 +236,20 @@ export async function pretrainBench(
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(widths[c])).join(" | ")} |`;
   console.log(
-    `pretrain step (forward + backward + AdamW) on onnxruntime-node CPU, 2 intra-op threads, spinning ${
-      spin ? "on" : "off"
-    }; baselines in the same run (torch at its default threads, as UER-py)`,
+    `pretrain step (forward + backward + AdamW) on onnxruntime-node CPU, 2 intra-op threads${
+      probe ? " (or 1 where timed faster: threadProbe)" : ""
+    }, spinning ${spin ? "on" : "off"}; baselines in the same run (torch at its default threads, as UER-py)`,
   );
   console.log(line(rows[0]));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const r of rows.slice(1)) console.log(line(r));
   const tiny = runs[0][1];
   console.log(`RSS over the tiny run: ${tiny.rss.map(([s, b]) => `step ${s} ${mib(b)} MiB`).join(", ")}`);
+  for (const [name, f] of runs) {
+    const [two, one] = f.runsByThreads;
+    console.log(`${name}: ${two.runs} runs on ${two.threads} threads, ${one.runs} on ${one.threads}`);
+    out[`${name}_runs_on_1_thread`] = one.runs;
+  }
   for (const [s, b] of tiny.rss) out[`tiny_rss_step${s}_mib`] = mib(b);
   return out;
 }
@@ -244,5 +259,6 @@ if (import.meta.main) {
     tinySteps: argNumber("--tiny-steps", 300),
     baseSteps: argNumber("--base-steps", 3),
     spinning: !Deno.args.includes("--no-spin"),
+    probe: !Deno.args.includes("--no-probe"),
   });
 }

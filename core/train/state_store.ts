@@ -17,6 +17,7 @@
  * @module
  */
 import type { Graph } from "../graph/builder.ts";
+import { memoryPlan } from "../graph/memory_plan.ts";
 import { toOnnx } from "../graph/onnx_proto.ts";
 import { createSession, type DeviceTensor, pickBackend, type Session } from "../runtime/mod.ts";
 import type { Backend, Device } from "../runtime/types.ts";
@@ -92,6 +93,15 @@ export interface StateStoreOptions {
   /** Where `auto` reports its device choice (default console.error). */
   log?: (line: string) => void;
   /**
+   * CPU with `threads` > 1: how a small step graph (planned intermediates ≤ 256 MiB) picks its intra-op
+   * threads. Every `every` runs it is timed on `threads` and on one thread, alternately, and the faster
+   * runs until the next probe (the numbers are the same bit for bit: DESIGN.md §6.1, §6.5). A tiny
+   * model's step is ~1,000 short kernels, each a fork-join over the threads: on a loaded machine one
+   * thread can be a third faster, on a quiet one `threads` is. `false`: always `threads`.
+   * Default `{ every: 500 }`.
+   */
+  threadProbe?: false | { every: number };
+  /**
    * WebGPU: the project's executor (`executor`, core/webgpu: one command buffer per step, default) or
    * onnxruntime-web's WebGPU EP (`ort`, kept as a baseline for bench/webgpu_step_bench.ts).
    */
@@ -104,8 +114,28 @@ function isDevice(t: Held): t is DeviceTensor {
   return (t as DeviceTensor).kind === "device";
 }
 
+/** Planned intermediates up to which a CPU step graph is also timed on one thread (`threadProbe`). */
+const PROBE_MAX_BYTES = 256 * 2 ** 20;
+/** Runs per session in one probe (the first of each is not timed: it may grow the arena). */
+const PROBE_RUNS = 5;
+
+/** A CPU program's choice between `threads` and one intra-op thread (`threadProbe`). */
+interface ThreadProbe {
+  /** The one-thread twin, created at the first probe. */
+  single?: Session;
+  model: Uint8Array;
+  /** Runs so far, and the run where the next probe starts. */
+  runs: number;
+  next: number;
+  /** Wall ms of the current probe's timed runs: [threads, one]. */
+  times: [number[], number[]];
+  /** The session used outside probes: 0 = `threads`, 1 = one thread. */
+  use: 0 | 1;
+}
+
 interface OrtProgram extends StepProgram {
   readonly session: Session;
+  readonly probe?: ThreadProbe;
   /** Outputs that replace state: output name, state name, dtype and shape (built once). */
   readonly updates: readonly { output: string; name: string; dtype: DType; shape: number[] }[];
   /** Other outputs. */
@@ -122,25 +152,50 @@ export class OrtStateStore implements StateStore {
   /** CPU: the two owned buffers per state tensor (one holds the current value, a step writes the other). */
   #pairs = new Map<string, [Tensor, Tensor]>();
   #sessions: Session[] = [];
+  #probeEvery: number;
+  /** CPU: runs done on `threads` and on one thread. */
+  #runsOn: [number, number] = [0, 0];
 
-  constructor(backend: Backend, opts: { threads?: number; spinning?: boolean } = {}) {
+  constructor(
+    backend: Backend,
+    opts: { threads?: number; spinning?: boolean; threadProbe?: false | { every: number } } = {},
+  ) {
     this.backend = backend;
     this.#threads = opts.threads ?? 2;
     this.#spinning = opts.spinning ?? true;
+    const every = opts.threadProbe === false ? 0 : opts.threadProbe?.every ?? 500;
+    if (!(Number.isInteger(every) && every >= 0)) throw new RangeError(`Invalid threadProbe.every ${every}`);
+    this.#probeEvery = backend === "cpu" && this.#threads > 1 ? every : 0;
     this.deviceName = backend === "cpu" ? `cpu (onnxruntime-node, ${this.#threads} threads)` : backend;
+  }
+
+  /**
+   * CPU: how many runs went to `threads` intra-op threads and how many to one (`threadProbe`), e.g.
+   * for a benchmark's report.
+   */
+  get runsByThreads(): { threads: number; runs: number }[] {
+    return [{ threads: this.#threads, runs: this.#runsOn[0] }, { threads: 1, runs: this.#runsOn[1] }];
+  }
+
+  #createSession(model: Uint8Array, threads: number, gpuOutputs?: string[]): Promise<Session> {
+    return createSession(model, {
+      device: this.backend,
+      threads,
+      spinning: this.#spinning,
+      memPattern: false, // one block per run would hold the live set twice (runtime/types.ts)
+      gpuOutputs,
+    });
   }
 
   async compile(graph: Graph): Promise<StepProgram> {
     const outs = graph.outputs();
     const keep = outs.map((v) => v.name).filter((n) => n.startsWith(UPDATED));
-    const session = await createSession(toOnnx(graph).model, {
-      device: this.backend,
-      threads: this.#threads,
-      spinning: this.#spinning,
-      memPattern: false, // one block per run would hold the live set twice (runtime/types.ts)
-      gpuOutputs: this.backend === "webgpu" ? keep : undefined,
-    });
+    const model = toOnnx(graph).model;
+    const session = await this.#createSession(model, this.#threads, this.backend === "webgpu" ? keep : undefined);
     this.#sessions.push(session);
+    const probe: ThreadProbe | undefined = this.#probeEvery > 0 && plannedBytes(graph) <= PROBE_MAX_BYTES
+      ? { model, runs: 0, next: 2, times: [[], []], use: 0 }
+      : undefined;
     const outputs = new Map(outs.map((v) => [v.name, { dtype: v.dtype, shape: v.shape as number[] }]));
     const updates = session.outputNames.filter((o) => o.startsWith(UPDATED)).map((o) => ({
       output: o,
@@ -152,10 +207,39 @@ export class OrtStateStore implements StateStore {
       outputNames: session.outputNames,
       outputs,
       session,
+      probe,
       updates,
       plain: session.outputNames.filter((o) => !o.startsWith(UPDATED)),
     };
     return program;
+  }
+
+  /**
+   * The session of this run (`threadProbe`): outside a probe the faster one; inside, `threads` and one
+   * thread alternately; `done(ms)` records the run's wall time.
+   */
+  async #pick(p: OrtProgram): Promise<{ session: Session; done: (ms: number) => void }> {
+    const probe = p.probe;
+    if (!probe) return { session: p.session, done: () => this.#runsOn[0]++ };
+    const k = probe.runs++ - probe.next; // index within the probe
+    const probing = k >= 0 && k < 2 * PROBE_RUNS;
+    const on: 0 | 1 = probing ? (k % 2) as 0 | 1 : probe.use;
+    if (on === 1 && !probe.single) {
+      probe.single = await this.#createSession(probe.model, 1);
+      this.#sessions.push(probe.single);
+    }
+    const done = (ms: number) => {
+      this.#runsOn[on]++;
+      if (!probing) return;
+      if (k >= 2) probe.times[on].push(ms); // each session's first run of a probe is not timed
+      if (k === 2 * PROBE_RUNS - 1) {
+        const [a, b] = probe.times.map(median);
+        probe.use = b < a ? 1 : 0;
+        probe.times = [[], []];
+        probe.next = probe.runs + this.#probeEvery;
+      }
+    };
+    return { session: on === 1 ? probe.single! : p.session, done };
   }
 
   async run(
@@ -163,7 +247,8 @@ export class OrtStateStore implements StateStore {
     feeds: Record<string, Tensor>,
     opts: RunOptions = {},
   ): Promise<Record<string, Tensor>> {
-    const { session, inputNames, updates, plain } = program as OrtProgram;
+    const { inputNames, updates, plain } = program as OrtProgram;
+    const { session, done } = await this.#pick(program as OrtProgram);
     const all: Record<string, Held> = { ...feeds };
     for (const n of inputNames) {
       if (n in all) continue;
@@ -185,7 +270,9 @@ export class OrtStateStore implements StateStore {
         into[output] = t;
         commit.push(t);
       }
+      const t = performance.now();
       const res = await session.runInto(all, into, fetch);
+      done(performance.now() - t);
       updates.forEach(({ name }, i) => this.#set(name, commit[i]));
       return res;
     }
@@ -244,6 +331,20 @@ export class OrtStateStore implements StateStore {
     for (const s of this.#sessions) await s.release();
     this.#sessions = [];
   }
+}
+
+/** The graph's planned intermediates (memory_plan.ts); Infinity where it cannot be planned. */
+function plannedBytes(graph: Graph): number {
+  try {
+    return memoryPlan(graph).peakBytes;
+  } catch {
+    return Infinity;
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[s.length >> 1] : Infinity;
 }
 
 function numel(shape: readonly number[]): number {

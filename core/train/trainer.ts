@@ -49,6 +49,11 @@ export interface TrainerOptions<B> {
    * cost ~25% of a small model's step in bench/pretrain_bench.ts; pass false on a shared machine.
    */
   spinning?: boolean;
+  /**
+   * CPU: time a small step graph on `threads` and on one thread now and then and run the faster
+   * (state_store.ts `StateStoreOptions.threadProbe`; default every 500 runs; false: always `threads`).
+   */
+  threadProbe?: false | { every: number };
   /** Where `auto` reports its device choice (default console.error). */
   log?: (line: string) => void;
   /**
@@ -172,6 +177,7 @@ export class Trainer<B> {
       device: opts.device ?? "auto",
       threads: opts.threads,
       spinning: opts.spinning,
+      threadProbe: opts.threadProbe,
       log: opts.log,
     });
     const t = new Trainer(opts.task, store, own, opts);

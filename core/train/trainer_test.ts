@@ -13,6 +13,8 @@ import { hasWeightDecay } from "./adamw.ts";
 import { initialiseAbsent, initParams, Trainer } from "./trainer.ts";
 import { type Batch, paramShapes, pretrainStats, pretrainTask } from "./pretrain_task.ts";
 import { flatLayout, stepGraph } from "./training_graph.ts";
+import { OrtStateStore } from "./state_store.ts";
+import { syntheticBatch } from "../../tests/webgpu_steps.ts";
 
 const CFG: AlbertConfig = {
   emb_size: 8,
@@ -239,4 +241,40 @@ Deno.test("Trainer.create() names a missing parameter", async () => {
     () => Trainer.create({ task, params: partial, device: "cpu" }),
     /parameter "target.sp.linear_2.bias" is missing/,
   );
+});
+
+Deno.test("CPU threadProbe: runs switching between 2 threads and 1 give the same bits as either alone", async () => {
+  // Big enough that onnxruntime splits kernels over both threads (the [K,V] GEMMs, the attention).
+  const cfg: AlbertConfig = {
+    ...CFG,
+    emb_size: 32,
+    hidden_size: 64,
+    feedforward_size: 128,
+    heads_num: 4,
+    vocab_size: 21128,
+  };
+  const t = pretrainTask({ ...cfg, max_seq_length: 64 });
+  const init = initParams(t.params, 3);
+  const batches = [0, 1, 2].map((s) => syntheticBatch(8, 64, 21128, s));
+  const train = async (threads: number, probe: false | { every: number }) => {
+    const store = new OrtStateStore("cpu", { threads, threadProbe: probe });
+    const tr = await Trainer.create({ task: t, params: init, store });
+    for (let i = 0; i < 14; i++) await tr.step(batches[i % 3], 1e-3);
+    const out = { params: await tr.params(), runs: store.runsByThreads };
+    await tr.dispose();
+    await store.dispose();
+    return out;
+  };
+  const probed = await train(2, { every: 1 });
+  const [two, one] = probed.runs;
+  assert.ok(two.threads === 2 && two.runs >= 5 && one.threads === 1 && one.runs >= 5, JSON.stringify(probed.runs));
+  for (const other of [await train(2, false), await train(1, false)]) {
+    for (const [name, p] of probed.params) {
+      assert.deepEqual(
+        new Uint32Array((p.data as Float32Array).buffer),
+        new Uint32Array((other.params.get(name)!.data as Float32Array).buffer),
+        name,
+      );
+    }
+  }
 });
