@@ -4,8 +4,8 @@
  * ff 4096, 16 heads, 77.6 MB) converted to an HF folder and to a zarr checkpoint exactly as a user
  * does it, `deno run -A cli/main.ts convert --to hf|zarr …` (a fresh child process per run, so
  * start-up counts), against UER-py's `scripts/convert_albert_from_uer_to_huggingface.py` on the same
- * file when python3 with torch is present (the script is taken from the UER-py mirror into a temp
- * folder, never into the repo). The box is shared, so the runs are interleaved (ours, UER-py, ours,
+ * file when python3 with torch is present and `UER_DIR` names a UER-py checkout (the script runs from
+ * there; without it the bench says so in one line and has no UER-py column). The box is shared, so the runs are interleaved (ours, UER-py, ours,
  * UER-py, …) and both the best and the median of each are printed.
  *
  * Memory: each child reports its peak RSS (`VmHWM`) and its RSS just before the conversion starts
@@ -22,7 +22,6 @@ import { writeParts } from "../convert/files.ts";
 import { uerModuleMetadata } from "../convert/names.ts";
 import { torchPython } from "./_torch_albert.ts";
 
-const MIRROR = "/work/.mirror/dbiir+UER-py/repo";
 const ROOT = new URL("..", import.meta.url).pathname;
 
 /** The two model-card sizes (ALBERT-base / -large, Chinese vocab). */
@@ -111,21 +110,21 @@ export async function convertBench(opts: ConvertBenchOptions = {}): Promise<Reco
       return { wall: r.s, ...c };
     };
     const py = await torchPython();
+    const uerDir = Deno.env.get("UER_DIR");
     let script: string | undefined;
-    if (py) {
-      const src = await timeCommand("git", [
-        "-C",
-        MIRROR,
-        "show",
-        "HEAD:scripts/convert_albert_from_uer_to_huggingface.py",
-      ])
-        .catch(() => undefined);
-      if (src) {
-        script = `${dir}/convert_uer.py`;
-        await Deno.writeTextFile(script, src.out);
-        await Deno.writeTextFile(`${dir}/run_py.py`, PY_WRAPPER);
-        await Deno.mkdir(`${dir}/py`);
+    if (!uerDir) {
+      console.log("UER_DIR is not set: no UER-py column (set it to a UER-py checkout to time its converter)");
+    } else if (!py) {
+      console.log("no python with torch (UER_TS_PYTHON, /usr/bin/python3, python3): no UER-py column");
+    } else {
+      script = `${uerDir}/scripts/convert_albert_from_uer_to_huggingface.py`;
+      if (!(await Deno.stat(script).catch(() => null))?.isFile) {
+        throw new Error(
+          `Cannot run UER-py's converter "${script}": no such file\n  hint: set UER_DIR to a UER-py checkout`,
+        );
       }
+      await Deno.writeTextFile(`${dir}/run_py.py`, PY_WRAPPER);
+      await Deno.mkdir(`${dir}/py`);
     }
     const hf: Awaited<ReturnType<typeof ours>>[] = [];
     const zr: Awaited<ReturnType<typeof ours>>[] = [];

@@ -6,9 +6,13 @@
  * intermediates) and, for a shape whose predicted peak does not fit the machine's free memory, the
  * figure computed instead of run: uer-ts from the plan plus the fixed part measured on the smallest shape
  * run; PyTorch from its bytes per row at the same sequence length (said so in the table).
+ * Each shape runs twice: as is and with `--recompute_activations` (each layer application recomputed in
+ * the backward from its kept input), with the tokens/s of the last step of each, so the recomputation's
+ * cost is measured in the same run.
  *
  * Run: `deno run -A bench/train_memory_bench.ts [--shapes 64x128,16x512,64x512] [--steps 2] [--json]`;
- * `--plan 64x128` prints that shape's plan (the 30 largest tensors alive at the peak) and exits.
+ * `--plan 64x128` prints that shape's plan (the 30 largest tensors alive at the peak) and exits
+ * (`--plan 64x512 --recompute` the plan with recomputation).
  * Prints figures; never passes or fails.
  * @module
  */
@@ -29,10 +33,11 @@ function parseShape(s: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-function planOf(batch: number, seq: number) {
+function planOf(batch: number, seq: number, recompute = false) {
   const g = stepGraph(pretrainTask(BASE), { batch, seq, slots: defaultMaskedSlots(batch, seq) }, {
     kind: "update",
     scatter: "scatter",
+    recompute,
   });
   return memoryPlan(g);
 }
@@ -49,12 +54,13 @@ function memAvailable(): number {
 }
 
 /** Child: `steps` uer-ts steps; prints {before, peak, ms}. */
-async function child(batch: number, seq: number, steps: number): Promise<void> {
+async function child(batch: number, seq: number, steps: number, recompute: boolean): Promise<void> {
   const trainer = await Trainer.create({
     task: pretrainTask(BASE),
     params: initParams(paramShapes(BASE), 7),
     device: "cpu",
     threads: 2,
+    recompute,
   });
   const b = syntheticBatch(batch, seq, BASE.vocab_size!, 0);
   const before = rss().now;
@@ -67,11 +73,18 @@ async function child(batch: number, seq: number, steps: number): Promise<void> {
   console.log(JSON.stringify({ before, peak: rss().peak, ms }));
 }
 
+/** One uer-ts column: the plan, the peak RSS (run or computed) and the last step's tokens/s. */
+interface Ours {
+  planMib: number;
+  mib: number;
+  run: boolean;
+  tokensPerS: number | null;
+}
+
 interface Row {
   shape: string;
-  planMib: number;
-  oursMib: number;
-  oursRun: boolean;
+  plain: Ours;
+  recompute: Ours;
   torchMib: number | null;
   torchRun: boolean;
 }
@@ -88,31 +101,45 @@ export async function trainMemoryBench(
   let fixed: number | undefined; // measured peak minus plan, from the first shape run
   const torchPerRow = new Map<number, { before: number; perRow: number }>(); // by seq
   const out: Record<string, number> = {};
-  for (const [batch, seq] of shapes) {
-    const plan = planOf(batch, seq);
-    const shape = `${batch}x${seq}`;
+  const ours = async (batch: number, seq: number, recompute: boolean): Promise<Ours> => {
+    const plan = planOf(batch, seq, recompute);
     const predicted = plan.peakBytes + (fixed ?? 2 * plan.inputBytes + 600 * MIB);
-    const fits = predicted < 0.8 * memAvailable();
-    let ours: number, oursRun = false;
-    if (fits) {
-      const r = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", new URL(import.meta.url).pathname, "--child", shape, "--steps", String(steps)],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dec = new TextDecoder();
-      if (!r.success) throw new Error(`uer-ts ${shape} failed: ${dec.decode(r.stderr).slice(-600)}`);
-      const o = JSON.parse(dec.decode(r.stdout).trim().split("\n").pop()!);
-      ours = o.peak;
-      oursRun = true;
-      fixed ??= o.peak - plan.peakBytes;
-    } else {
-      ours = predicted;
+    if (predicted >= 0.8 * memAvailable()) {
+      return { planMib: plan.peakBytes / MIB, mib: predicted / MIB, run: false, tokensPerS: null };
     }
+    const args = [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--child",
+      `${batch}x${seq}`,
+      "--steps",
+      String(steps),
+    ];
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: recompute ? [...args, "--recompute"] : args,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    if (!r.success) throw new Error(`uer-ts ${batch}x${seq} failed: ${dec.decode(r.stderr).slice(-600)}`);
+    const o = JSON.parse(dec.decode(r.stdout).trim().split("\n").pop()!);
+    fixed ??= o.peak - plan.peakBytes;
+    return {
+      planMib: plan.peakBytes / MIB,
+      mib: o.peak / MIB,
+      run: true,
+      tokensPerS: (batch * seq) / (o.ms.at(-1) / 1e3),
+    };
+  };
+  for (const [batch, seq] of shapes) {
+    const shape = `${batch}x${seq}`;
+    const plain = await ours(batch, seq, false);
+    const recompute = await ours(batch, seq, true);
     let torch: number | null = null, torchRun = false;
     if (py) {
       const perRow = torchPerRow.get(seq);
-      if (fits || perRow === undefined) {
+      if (plain.run || perRow === undefined) {
         const f = await torchAlbertSteps(py, BASE, syntheticBatch(batch, seq, BASE.vocab_size!, 0), {
           steps,
         });
@@ -124,31 +151,31 @@ export async function trainMemoryBench(
         torch = perRow.before + perRow.perRow * batch; // computed: RSS before the step + bytes per row
       }
     }
-    rows.push({
-      shape,
-      planMib: plan.peakBytes / MIB,
-      oursMib: ours / MIB,
-      oursRun,
-      torchMib: torch && torch / MIB,
-      torchRun,
-    });
-    out[`plan_${shape}_mib`] = Math.round(plan.peakBytes / MIB);
-    out[`uer_ts_${shape}_peak_mib`] = Math.round(ours / MIB);
-    if (torch) {
-      out[`torch_${shape}_peak_mib`] = Math.round(torch / MIB);
-      out[`uer_ts_${shape}_vs_torch`] = Math.round((ours / torch) * 100) / 100;
+    rows.push({ shape, plain, recompute, torchMib: torch && torch / MIB, torchRun });
+    for (const [k, o] of [["", plain], ["recompute_", recompute]] as const) {
+      out[`plan_${k}${shape}_mib`] = Math.round(o.planMib);
+      out[`uer_ts_${k}${shape}_peak_mib`] = Math.round(o.mib);
+      if (o.tokensPerS) out[`uer_ts_${k}${shape}_tokens_per_s`] = Math.round(o.tokensPerS);
+      if (torch) out[`uer_ts_${k}${shape}_vs_torch`] = Math.round((o.mib / (torch / MIB)) * 100) / 100;
     }
+    if (torch) out[`torch_${shape}_peak_mib`] = Math.round(torch / MIB);
   }
-  console.log("peak RSS of ALBERT-base training steps (CPU, 2 threads, same synthetic batch), MiB");
-  console.log("| batch × seq | plan: live intermediates | uer-ts peak RSS | PyTorch peak RSS | uer-ts / PyTorch |");
-  console.log("|---|---|---|---|---|");
+  console.log(
+    "peak RSS of ALBERT-base training steps (CPU, 2 threads, same synthetic batch), MiB; tokens/s of the last step",
+  );
+  console.log(
+    "| batch × seq | plan | uer-ts peak RSS | tokens/s | plan, recompute | peak RSS, recompute | tokens/s, recompute " +
+      "| PyTorch peak RSS | uer-ts / PyTorch | recompute / PyTorch |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  const f = (x: number | null, run: boolean) => x === null ? "–" : `${Math.round(x)}${run ? "" : " (computed)"}`;
+  const tps = (o: Ours) => o.tokensPerS === null ? "–" : String(Math.round(o.tokensPerS));
   for (const r of rows) {
-    const f = (x: number | null, run: boolean) => x === null ? "–" : `${Math.round(x)}${run ? "" : " (computed)"}`;
-    const ratio = r.torchMib ? (r.oursMib / r.torchMib).toFixed(2) : "–";
+    const ratio = (o: Ours) => r.torchMib ? (o.mib / r.torchMib).toFixed(2) : "–";
     console.log(
-      `| ${r.shape} | ${Math.round(r.planMib)} | ${f(r.oursMib, r.oursRun)} | ${
-        f(r.torchMib, r.torchRun)
-      } | ${ratio} |`,
+      `| ${r.shape} | ${Math.round(r.plain.planMib)} | ${f(r.plain.mib, r.plain.run)} | ${tps(r.plain)} | ` +
+        `${Math.round(r.recompute.planMib)} | ${f(r.recompute.mib, r.recompute.run)} | ${tps(r.recompute)} | ` +
+        `${f(r.torchMib, r.torchRun)} | ${ratio(r.plain)} | ${ratio(r.recompute)} |`,
     );
   }
   if (opts.json) console.log(JSON.stringify(out));
@@ -163,7 +190,8 @@ function arg(name: string): string | undefined {
 if (import.meta.main) {
   const c = arg("--child"), p = arg("--plan");
   const steps = Number(arg("--steps") ?? 2);
-  if (c) await child(...parseShape(c), steps);
-  else if (p) console.log(formatMemoryPlan(planOf(...parseShape(p)), 30));
+  const recompute = Deno.args.includes("--recompute");
+  if (c) await child(...parseShape(c), steps, recompute);
+  else if (p) console.log(formatMemoryPlan(planOf(...parseShape(p), recompute), 30));
   else await trainMemoryBench({ shapes: arg("--shapes")?.split(","), steps, json: Deno.args.includes("--json") });
 }

@@ -3,12 +3,14 @@
  * count) writes byte-identical checkpoints and the same losses and accuracies. The model is small but
  * its embedding gradient has the shape where onnxruntime's ScatterND add used to race between its 2
  * threads (emb_size 128, 16 × 128 ids per step; DESIGN.md §6): checked before that fix, two runs of this
- * test differed in the word embeddings from the first step.
+ * test differed in the word embeddings from the first step. The same on the WebGPU executor (a software
+ * adapter here, so fewer and smaller steps): its kernels have no atomics and a fixed reduction order.
  */
 import assert from "node:assert/strict";
 import { refPath } from "./reference.ts";
 import { cliOk } from "./_cli.ts";
 import { parseRecords } from "../core/train/metrics.ts";
+import { probeWebGpu } from "../core/runtime/mod.ts";
 
 const VOCAB = refPath("vocab/google_zh_vocab.txt");
 
@@ -23,7 +25,8 @@ async function tree(dir: string, at = ""): Promise<Map<string, Uint8Array>> {
   return out;
 }
 
-Deno.test("pretrain run twice with the same flags and seed writes byte-identical checkpoints (2 threads)", async () => {
+/** Runs the same `pretrain` twice on `device` and compares metrics and checkpoint bytes. */
+async function twoRuns(device: "cpu" | "webgpu", batch: number, steps: number): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "uer-ts-repro-" });
   try {
     const config = `${dir}/config.json`;
@@ -75,19 +78,19 @@ Deno.test("pretrain run twice with the same flags and seed writes byte-identical
         "--output_model_path",
         out,
         "--total_steps",
-        "3",
+        String(steps),
         "--batch_size",
-        "16",
+        String(batch),
         "--report_steps",
         "1",
         "--save_checkpoint_steps",
-        "3",
+        String(steps),
         "--learning_rate",
         "1e-3",
         "--seed",
         "3",
         "--device",
-        "cpu",
+        device,
         "--quiet",
       ]);
     await run(`${dir}/a/albert`);
@@ -97,7 +100,8 @@ Deno.test("pretrain run twice with the same flags and seed writes byte-identical
         r,
       ) => [r.step, r.loss, r.loss_mlm, r.loss_sp, r.acc_mlm, r.acc_sp, r.lr]);
     assert.deepEqual(await numbers(`${dir}/b/albert`), await numbers(`${dir}/a/albert`));
-    const [a, b] = [await tree(`${dir}/a/albert-3`), await tree(`${dir}/b/albert-3`)];
+    assert.equal((await numbers(`${dir}/a/albert`)).length, steps);
+    const [a, b] = [await tree(`${dir}/a/albert-${steps}`), await tree(`${dir}/b/albert-${steps}`)];
     assert.ok(a.has("embedding.word.embedding.weight/c/0/0"), [...a.keys()].join(" "));
     assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
     for (const [file, bytes] of a) {
@@ -115,6 +119,18 @@ Deno.test("pretrain run twice with the same flags and seed writes byte-identical
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("pretrain run twice with the same flags and seed writes byte-identical checkpoints (2 threads)", async () => {
+  await twoRuns("cpu", 16, 3);
+});
+
+Deno.test({
+  name: "pretrain run twice on the WebGPU executor writes byte-identical checkpoints",
+  ignore: !(await probeWebGpu()).available,
+  async fn() {
+    await twoRuns("webgpu", 2, 2);
+  },
 });
 
 function equalBytes(x: Uint8Array, y: Uint8Array): boolean {

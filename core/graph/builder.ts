@@ -31,6 +31,9 @@
  *   a fused op lists its `inputs` (the only outside values its nodes may read, besides constants) and
  *   its `outputs` (the first is the differentiated one; the others are by-products for its rule or
  *   for statistics, e.g. the softmax probabilities of a cross-entropy).
+ * - Checkpoints (`checkpoint()`): a run of nodes computing one value (a transformer layer application)
+ *   that autodiff may recompute in the backward instead of keeping its intermediates
+ *   (`GradOptions.recompute`, `replay()` re-emits the nodes); without that option they are plain nodes.
  * @module
  */
 import { type DType, numel, type Tensor } from "../tensor.ts";
@@ -103,6 +106,17 @@ export interface Fusion {
   readonly end: number;
 }
 
+/**
+ * A checkpointed run of nodes (see `Graph.checkpoint`): nodes `[start, end)` of `Graph.nodes` compute
+ * `output` from `inputs` (every value they read that they do not compute, constants excepted).
+ */
+export interface Checkpoint {
+  readonly start: number;
+  readonly end: number;
+  readonly inputs: Value[];
+  readonly output: Value;
+}
+
 /** Options of `Graph.node`. */
 export interface NodeOptions {
   /** Number of outputs (default: as many as the shape rule returns, normally 1). */
@@ -138,6 +152,9 @@ export class Graph {
   readonly constants: Map<Value, Tensor> = new Map();
   /** Fused ops, in node order (`fused()`). */
   readonly fusions: Fusion[] = [];
+  /** Checkpointed runs of nodes, in node order (`checkpoint()`). */
+  readonly checkpoints: Checkpoint[] = [];
+  #inCheckpoint = false;
   #names = new Set<string>();
   #params = new Map<string, Value>();
   #scalarCache = new Map<string, Value>();
@@ -279,6 +296,70 @@ export class Graph {
     }
     this.fusions.push({ op, inputs: [...inputs], outputs, attrs, start, end });
     return outputs;
+  }
+
+  /**
+   * Records the nodes `body` adds as a checkpoint: a run computing one value that autodiff, asked to
+   * (`GradOptions.recompute`), re-emits from the run's inputs when the backward reaches it, so the run's
+   * intermediates need not live until then (torch.utils.checkpoint's idea). The nodes are ordinary
+   * nodes; fused ops inside are allowed, checkpoints inside a checkpoint are not.
+   *
+   * @example
+   * ```ts
+   * const h1 = g.checkpoint(() => transformerLayer(g, cfg, "encoder.transformer", h0, bias, norm));
+   * ```
+   */
+  checkpoint(body: () => Value): Value {
+    if (this.#inCheckpoint) throw new RangeError("Cannot nest checkpoints: the body of one adds another");
+    const start = this.nodes.length;
+    this.#inCheckpoint = true;
+    let output: Value;
+    try {
+      output = body();
+    } finally {
+      this.#inCheckpoint = false;
+    }
+    const end = this.nodes.length;
+    if (!output.producer || output.producer.id < start) {
+      throw new RangeError(`Cannot checkpoint: output "${output.name}" is not computed by the checkpoint's nodes`);
+    }
+    const inputs = new Set<Value>();
+    for (let i = start; i < end; i++) {
+      for (const v of this.nodes[i].inputs) {
+        if (v && !this.constants.has(v) && (!v.producer || v.producer.id < start)) inputs.add(v);
+      }
+    }
+    this.checkpoints.push({ start, end, inputs: [...inputs], output });
+    return output;
+  }
+
+  /**
+   * Appends a copy of nodes `[start, end)` (and of the fused ops among them), reading `map.get(v) ?? v`
+   * for each input `v`; returns the map from each original value of the run to its copy (with `map`'s
+   * entries). Autodiff's recomputation (`GradOptions.recompute`) is its caller.
+   */
+  replay(start: number, end: number, map: ReadonlyMap<Value, Value>): Map<Value, Value> {
+    const copy = new Map(map);
+    const at = this.nodes.length;
+    for (let i = start; i < end; i++) {
+      const n = this.nodes[i];
+      const outs = this.node(n.op, n.inputs.map((v) => v && (copy.get(v) ?? v)), n.attrs, {
+        shapes: n.outputs.map((o) => ({ dtype: o.dtype, shape: [...o.shape] })),
+        ...(n.domain ? { domain: n.domain } : {}),
+      });
+      n.outputs.forEach((o, j) => copy.set(o, outs[j]));
+    }
+    const mapped = (v: Value | null) => v && (copy.get(v) ?? v);
+    for (const f of this.fusions.filter((f) => f.start >= start && f.end <= end)) {
+      this.fusions.push({
+        ...f,
+        inputs: f.inputs.map(mapped),
+        outputs: f.outputs.map((o) => copy.get(o)!),
+        start: f.start - start + at,
+        end: f.end - start + at,
+      });
+    }
+    return copy;
   }
 
   /** Renames a value (names must stay unique). */

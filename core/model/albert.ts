@@ -260,7 +260,9 @@ export function encoder(
   for (let i = 0; i < cfg.layers_num; i++) {
     // Same prefix every layer = parameter sharing (Graph.param returns the same values).
     const prefix = cfg.parameter_sharing ? "encoder.transformer" : `encoder.transformer.${i}`;
-    h = transformerLayer(g, cfg, prefix, h, layerBias, norm);
+    // A checkpoint: training with --recompute_activations keeps only h and recomputes the rest in the backward.
+    const x = h;
+    h = g.checkpoint(() => transformerLayer(g, cfg, prefix, x, layerBias, norm));
     layerOutputs.push(h);
   }
   return { projectedEmbedding: projected, layerOutputs };

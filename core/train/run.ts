@@ -405,6 +405,7 @@ async function runRank(
       dropout: opts.dropout,
       seed: opts.seed,
       startMicroStep: startStep,
+      recompute: opts.recomputeActivations,
       // Data parallel: ranks on one machine share its cores; gradients are averaged between the halves.
       ...(comm.size > 1
         ? {

@@ -74,6 +74,8 @@ export interface TrainerOptions<B> {
   seed?: number;
   /** Micro-steps already done (a resumed run), so dropout draws continue where they stopped. */
   startMicroStep?: number;
+  /** `--recompute_activations`: recompute each layer application in the backward (training_graph.ts). */
+  recompute?: boolean;
 }
 
 /**
@@ -123,6 +125,7 @@ export class Trainer<B> {
   #dropout: number;
   #seed: number;
   #micro: number;
+  #recompute: boolean;
   #shapes = new Map<number, ShapeEntry>();
   #evalShapes = new Map<number, ShapeEntry>();
   #apply: StepProgram | undefined;
@@ -145,6 +148,7 @@ export class Trainer<B> {
     this.#dropout = opts.dropout ?? 0;
     this.#seed = opts.seed ?? 7;
     this.#micro = opts.startMicroStep ?? 0;
+    this.#recompute = opts.recompute ?? false;
     this.#flatSize = flatLayout(task.params).total;
   }
 
@@ -237,6 +241,7 @@ export class Trainer<B> {
         weightDecay: this.#wd,
         statSlots: this.#slots,
         dropout: this.#dropout,
+        recompute: this.#recompute,
       }));
       e.programs.set(key, p);
     }

@@ -66,6 +66,11 @@ export interface StepGraphOptions {
   statSlots?: number;
   /** Dropout probability (`--dropout`); 0 or absent: no dropout nodes. */
   dropout?: number;
+  /**
+   * `--recompute_activations`: the backward recomputes each checkpoint of the task's forward (one per
+   * transformer layer application, core/model/albert.ts) from its input (core/autodiff `recompute`).
+   */
+  recompute?: boolean;
 }
 
 /** Element offsets of each parameter in the flat gradient buffer, and its length. */
@@ -152,7 +157,7 @@ export function stepGraph<B>(task: TrainTask<B>, shape: StepShape, opts: StepGra
   g.output(g.add(sums, add), names.updated(names.stats));
 
   const seed = opts.scaled ? g.input(names.lossScale, "F32", []) : undefined;
-  const grads = grad(g, loss, params, { scatter, seed });
+  const grads = grad(g, loss, params, { scatter, seed, recompute: opts.recompute });
   const total = params.map((p) => {
     const gr = grads.get(p)!;
     return opts.accumulated ? g.add(g.input(names.gradAcc(p.name), "F32", p.shape as number[]), gr) : gr;
