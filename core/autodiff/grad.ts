@@ -29,8 +29,8 @@ export interface GradOptions {
   /**
    * Recompute each checkpoint (`Graph.checkpoint`: a transformer layer application) in the backward
    * instead of keeping its intermediates from the forward (`--recompute_activations`): the forward
-   * keeps only each checkpoint's inputs; the same float32 operations run again, so the gradients are
-   * the same bit for bit.
+   * keeps only each checkpoint's inputs; the same float32 operations run again and the gradient parts are
+   * summed in the same order (onnxruntime may still fuse a sum differently: DESIGN.md §6.5).
    */
   recompute?: boolean;
 }

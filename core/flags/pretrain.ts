@@ -154,7 +154,8 @@ export const PRETRAIN_FLAGS = {
   recompute_activations: {
     type: "bool",
     help: "Keep only each layer application's input from the forward and recompute the layer in the backward: " +
-      "about a third more compute for far less memory (the card's stage 2, batch 64 x 512); the same results.",
+      "about a third more compute for far less memory (the card's stage 2, batch 64 x 512); the same results " +
+      "(up to float32 rounding on CPU).",
   },
   ...DEVICE_OPTS,
   ...OUTPUT_OPTS,
