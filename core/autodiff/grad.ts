@@ -30,7 +30,7 @@ export interface GradOptions {
    * Recompute each checkpoint (`Graph.checkpoint`: a transformer layer application) in the backward
    * instead of keeping its intermediates from the forward (`--recompute_activations`): the forward
    * keeps only each checkpoint's inputs; the same float32 operations run again and the gradient parts are
-   * summed in the same order (onnxruntime may still fuse a sum differently: DESIGN.md §6.5).
+   * summed in the same order (onnxruntime may still fuse a sum differently: DESIGN.md §6.6).
    */
   recompute?: boolean;
 }
