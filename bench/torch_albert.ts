@@ -61,6 +61,7 @@ export async function runPython<T>(
   python: string,
   source: string,
   args: unknown,
+  env: Record<string, string> = {},
 ): Promise<{ ok: true; value: T } | { ok: false; error: string }> {
   const dir = await Deno.makeTempDir({ prefix: "uer-bench-" });
   try {
@@ -71,7 +72,7 @@ export async function runPython<T>(
         args: [`${dir}/bench.py`, JSON.stringify(args)],
         stdout: "piped",
         stderr: "piped",
-        env: { PYTHONUNBUFFERED: "1" },
+        env: { PYTHONUNBUFFERED: "1", ...env },
       }).output();
     } catch {
       return { ok: false, error: `${python} is missing` };
