@@ -327,8 +327,10 @@ export const GRAD_RULES: Record<string, GradRule> = {
   Tanh: (g, dy, _x, c) => [g.mul(dy, g.sub(1, g.mul(c.out, c.out)))],
   Sigmoid: (g, dy, _x, c) => [g.mul(dy, g.mul(c.out, g.sub(1, c.out)))],
   // From the output (y > 0 exactly where x > 0): the backward then keeps no pre-activation, one [B,T,F]
-  // tensor per feed-forward application fewer (DESIGN.md §6).
-  Relu: (g, dy, _x, c) => [g.where(g.greater(c.out, 0), dy, 0)],
+  // tensor per feed-forward application fewer (DESIGN.md §6). dy · float(y > 0), not Where(y > 0, dy, 0):
+  // the same values (× 1 and × 0 are exact; −0 where dy < 0 is masked), and onnxruntime's CPU Where
+  // takes 3× the time of Cast + Mul.
+  Relu: (g, dy, _x, c) => [g.mul(dy, g.cast(g.greater(c.out, 0), dy.dtype))],
   // d erf(x) = 2/sqrt(pi) * exp(-x^2)
   Erf: (g, dy, [x]) => [g.mul(dy, g.mul(g.exp(g.neg(g.mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   Where: (g, dy, _x, c) => [

@@ -45,6 +45,23 @@ export interface AlbertOptions extends ModelOptions {
   batch?: Dim;
   /** Sequence dim (number for static training graphs; default symbol "seq"). */
   seq?: Dim;
+  /**
+   * Training graphs whose loss reads the last layer at a few positions only (the MLM slots and
+   * [CLS], a classifier's pooled position): the last layer application computes its queries,
+   * attention output and feed-forward at `perRow` positions of each row (`encoder`'s
+   * `LastLayerQueries`), so `encoderOutput` is [B,perRow,H].
+   */
+  lastLayerQueries?: LastLayerQueries;
+}
+
+/**
+ * Where the last layer application is evaluated (`AlbertOptions.lastLayerQueries`): `index` I32/I64
+ * [B·S] holds flat positions b·T + t, S = `perRow` per row, row-major (row b's positions at
+ * b·S … b·S+S−1).
+ */
+export interface LastLayerQueries {
+  index: Value;
+  perRow: number;
 }
 
 /** The graph inputs of a batch. */
@@ -68,7 +85,7 @@ export interface AlbertValues {
   projectedEmbedding: Value;
   /** [B,T,H] after each layer application. */
   layerOutputs: Value[];
-  /** [B,T,H] last hidden state. */
+  /** [B,T,H] last hidden state ([B,S,H] with `lastLayerQueries`). */
   encoderOutput: Value;
   /** [B,1,1,T] additive attention bias (0 or -10000). */
   attentionBias: Value;
@@ -167,7 +184,10 @@ function contribAttention(
 
 /**
  * One post-LN transformer layer (`<prefix>.self_attn/feed_forward/layer_norm_1/2`): [B,T,H] → [B,T,H].
- * `bias` [B,1,1,T] (or [B,1,T,T] with `contribOps`, see `encoder`).
+ * `bias` [B,1,1,T] (or [B,1,T,T] with `contribOps`, see `encoder`). With `xq` [B,S,H] (S rows of
+ * each sequence, gathered from x), the queries, the attention output and the feed-forward run at those
+ * rows only, keys and values at every position: → [B,S,H], equal to the full layer's output at those
+ * rows (the same per-row arithmetic).
  */
 export function transformerLayer(
   g: Graph,
@@ -176,8 +196,12 @@ export function transformerLayer(
   x: Value,
   bias: Value,
   norm: ModelOptions,
+  xq: Value = x,
 ): Value {
   const H = cfg.hidden_size, n = cfg.heads_num, d = H / n;
+  if (norm.contribOps && xq !== x) {
+    throw new RangeError("Cannot build a transformer layer at some rows with contribOps\n  hint: use transformerLayerAtRows");
+  }
   if (norm.contribOps) {
     const proj = (i: number) => weightMatmul(g, `${prefix}.self_attn.linear_layers.${i}`, x, H, H, norm);
     const ctx = norm.quantize
@@ -186,14 +210,14 @@ export function transformerLayer(
     return layerTail(g, cfg, prefix, ctx, x, norm);
   }
   const heads = (v: Value) => g.transpose(g.reshape(v, [0, 0, n, d]), [0, 2, 1, 3]); // [B,T,H] -> [B,n,T,d]
-  const q = heads(linear(g, `${prefix}.self_attn.linear_layers.0`, x, H, H, norm));
+  const q = heads(linear(g, `${prefix}.self_attn.linear_layers.0`, xq, H, H, norm)); // [B,n,S,d]
   const k = heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H, norm));
   const v = heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H, norm));
-  const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [B,n,T,T]
+  const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [B,n,S,T]
   let probs = softmax(g, g.add(scores, bias), norm.fusedOps);
   if (norm.dropout) probs = norm.dropout(probs); // UER MultiHeadedAttention: self.dropout(probs)
-  const ctx = g.reshape(g.transpose(g.matmul(probs, v), [0, 2, 1, 3]), [0, 0, H]); // [B,n,T,d] -> [B,T,H]
-  return layerTail(g, cfg, prefix, ctx, x, norm);
+  const ctx = g.reshape(g.transpose(g.matmul(probs, v), [0, 2, 1, 3]), [0, 0, H]); // [B,n,S,d] -> [B,S,H]
+  return layerTail(g, cfg, prefix, ctx, xq, norm);
 }
 
 /** Attention output projection, residual + LayerNorm, feed-forward, residual + LayerNorm: [...,H] → [...,H]. */
@@ -243,13 +267,17 @@ export function transformerLayerAtRows(
   return layerTail(g, cfg, prefix, ctx, xq, norm);
 }
 
-/** The encoder: factorized projection (`encoder.linear`) then `layers_num` layer applications. */
+/**
+ * The encoder: factorized projection (`encoder.linear`) then `layers_num` layer applications; with
+ * `last`, the last application at `last.perRow` positions per row only (its output [B,S,H]).
+ */
 export function encoder(
   g: Graph,
   cfg: AlbertConfig,
   emb: Value,
   bias: Value,
   norm: ModelOptions,
+  last?: LastLayerQueries,
 ): { projectedEmbedding: Value; layerOutputs: Value[] } {
   const projected = cfg.factorized_embedding_parameterization
     ? linear(g, "encoder.linear", emb, cfg.emb_size, cfg.hidden_size, norm)
@@ -262,7 +290,11 @@ export function encoder(
     const prefix = cfg.parameter_sharing ? "encoder.transformer" : `encoder.transformer.${i}`;
     // A checkpoint: training with --recompute_activations keeps only h and recomputes the rest in the backward.
     const x = h;
-    h = g.checkpoint(() => transformerLayer(g, cfg, prefix, x, layerBias, norm));
+    // The last application at the loss's rows only: [B*T,H] gathered at the flat positions -> [B,S,H].
+    const xq = last && i === cfg.layers_num - 1
+      ? g.reshape(g.gather(g.reshape(x, [-1, cfg.hidden_size]), last.index), [-1, last.perRow, cfg.hidden_size])
+      : x;
+    h = g.checkpoint(() => transformerLayer(g, cfg, prefix, x, layerBias, norm, xq));
     layerOutputs.push(h);
   }
   return { projectedEmbedding: projected, layerOutputs };
@@ -294,7 +326,7 @@ export function albert(g: Graph, cfg: AlbertConfig, opts: AlbertOptions): Albert
   const inputs = albertInputs(g, opts);
   const embeddingOutput = embedding(g, cfg, inputs, opts);
   const bias = attentionBias(g, inputs);
-  const { projectedEmbedding, layerOutputs } = encoder(g, cfg, embeddingOutput, bias, opts);
+  const { projectedEmbedding, layerOutputs } = encoder(g, cfg, embeddingOutput, bias, opts, opts.lastLayerQueries);
   return {
     inputs,
     embeddingOutput,

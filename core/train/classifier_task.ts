@@ -52,6 +52,7 @@ export function classifierParamShapes(cfg: AlbertConfig, labelsNum: number): Par
 
 /**
  * The classification task of `cfg` (UER semantics). Data inputs: `src`, `seg` I32 [B,T];
+ * `pooled_positions` I32 [B] (pooling first/last: the flat position b·T + t pooled in each row);
  * `labels` I32 [B]; `row_weights` F32 [B] (1 = real row, 0 = padding row). Host statistics:
  * `instances`. Evaluation outputs: `logits` [B,C], `probs` [B,C].
  *
@@ -66,9 +67,18 @@ export function classifierTask(cfg: AlbertConfig, opts: ClassifierOptions): Trai
   if (!(Number.isInteger(C) && C >= 1)) throw new RangeError(`Invalid --labels_num ${C}: must be a positive integer`);
   const type = opts.pooling ?? "first";
   const norm = { semantics: "uer" as const, fusedOps: true };
+  // Pooling at one position per row (first, last): the last layer runs only there (albert.ts
+  // `lastLayerQueries`; the host feeds the position), so pooling reads [B,1,H] at that row.
+  const atRow = type === "first" || type === "last";
   const forward = (g: Graph, shape: StepShape, dropout?: (x: Value) => Value) => {
-    const a = albert(g, cfg, { ...norm, idsDtype: "I32", batch: shape.batch, seq: shape.seq, dropout });
-    return classifierHead(g, cfg, a.encoderOutput, segmentWeights(g, a.inputs), C, type);
+    const { batch: B, seq: T } = shape;
+    const index = atRow ? g.input("pooled_positions", "I32", [B]) : undefined;
+    const lastLayerQueries = index && { index, perRow: 1 };
+    const a = albert(g, cfg, { ...norm, idsDtype: "I32", batch: B, seq: T, dropout, lastLayerQueries });
+    const segF = segmentWeights(g, a.inputs); // [B,T]
+    if (!index) return classifierHead(g, cfg, a.encoderOutput, segF, C, type);
+    const segAt = g.reshape(g.gather(g.reshape(segF, [-1]), index), [B, 1]); // the pooled position's segment id
+    return classifierHead(g, cfg, a.encoderOutput, segAt, C, "first"); // [B,1,H]: first = the pooled row
   };
   const hostInputs = (b: ClassifierBatch, shape: StepShape) => {
     const { batch: B, seq: T } = shape;
@@ -80,7 +90,18 @@ export function classifierTask(cfg: AlbertConfig, opts: ClassifierOptions): Trai
     seg.set(b.seg);
     // Padding rows get one segment-1 position so that every pooling stays finite there (mean divides by Σ seg).
     for (let r = b.batchSize; r < B; r++) seg[r * T] = 1;
-    return { src: tensor("I32", [B, T], src), seg: tensor("I32", [B, T], seg) };
+    const feeds: Record<string, Tensor> = { src: tensor("I32", [B, T], src), seg: tensor("I32", [B, T], seg) };
+    if (atRow) {
+      // UER pooling: first = position 0; last = position count(seg ≠ 0) − 1 (model/classifier.ts).
+      const at = new Int32Array(B);
+      for (let r = 0; r < B; r++) {
+        let n = 0;
+        if (type === "last") for (let t = 0; t < T; t++) if (seg[r * T + t] !== 0) n++;
+        at[r] = r * T + Math.max(n - 1, 0);
+      }
+      feeds.pooled_positions = tensor("I32", [B], at);
+    }
+    return feeds;
   };
   return {
     name: "classification",

@@ -4,7 +4,10 @@
  * declaration of core/model/albert.ts. Shapes are static: `B` rows of `T` tokens and `K` MLM slots.
  * The MLM head runs only on the `K` gathered positions (UER selects `tgt_mlm > 0` rows; here the
  * positions are an input, unused slots have weight 0), so no [B·T, V] logits exist; the positions
- * are gathered on the host into slots that grow when a batch needs more.
+ * are gathered on the host into slots that grow when a batch needs more. As nothing else reads the
+ * last layer, its queries, attention output and feed-forward run only at [CLS] and the masked
+ * positions of each row (`lastLayerRows`; keys and values at every position): the same numbers
+ * with a sixth of that layer's work at seq 128.
  *
  * Losses, exactly as UER-py: `loss_mlm` = NLL of log-softmax summed over the masked tokens of the
  * whole batch divided by their count (torch `NLLLoss` mean); `loss_sp` = mean over the real rows;
@@ -78,10 +81,30 @@ function countMasked(b: Batch): number {
   return n;
 }
 
+/** The most masked tokens of one row. */
+function maxMaskedPerRow(b: Batch): number {
+  let most = 0;
+  for (let r = 0; r < b.batchSize; r++) {
+    let n = 0;
+    for (let i = r * b.seqLength; i < (r + 1) * b.seqLength; i++) if (b.tgtMlm[i] > 0) n++;
+    most = Math.max(most, n);
+  }
+  return most;
+}
+
+/**
+ * Query rows of the last layer application per batch row at `shape`: [CLS] (SOP) and room for
+ * ceil(K/B) masked tokens (MLM) — all the loss reads of the last layer.
+ */
+export function lastLayerRows(shape: StepShape): number {
+  return Math.ceil(shape.slots / shape.batch) + 1;
+}
+
 /**
  * The pretraining task of `cfg` (UER semantics: UER LayerNorm, `src`/`seg` inputs).
  *
- * Data inputs: `src`, `seg` I32 [B,T]; `mlm_positions` I32 [K] (flat b·T+t); `mlm_labels` I32 [K];
+ * Data inputs: `src`, `seg` I32 [B,T]; `last_layer_positions` I32 [B·S] (flat b·T+t, `lastLayerRows`);
+ * `mlm_positions` I32 [K] (into the last layer's B·S rows); `mlm_labels` I32 [K];
  * `mlm_weights` F32 [K] (1 = a masked token, 0 = unused slot); `sop_labels` I32 [B];
  * `sop_weights` F32 [B] (1 = real row, 0 = padding row). Host statistics: `n_masked`, `denominator`
  * (float32 `n_masked + 1e-6`, UER's), `instances`.
@@ -100,26 +123,38 @@ export function pretrainTask(cfg: AlbertConfig): TrainTask<Batch> {
     params: paramShapes(cfg),
     graphStats: PRETRAIN_GRAPH_STATS,
     shapeFor(b: Batch, known: readonly StepShape[]): StepShape {
-      const n = countMasked(b);
+      const n = countMasked(b), perRow = maxMaskedPerRow(b);
+      // Room for every masked token of the batch, and in the last layer's query rows for the row with most.
+      const fits = (batch: number, slots: number) => slots >= n && Math.ceil(slots / batch) >= perRow;
       const prev = known.find((s) => s.seq === b.seqLength);
-      if (prev && prev.batch >= b.batchSize && prev.slots >= n) return prev;
+      if (prev && prev.batch >= b.batchSize && fits(prev.batch, prev.slots)) return prev;
       const batch = Math.max(b.batchSize, prev?.batch ?? 0);
       let slots = Math.max(defaultMaskedSlots(batch, b.seqLength), prev?.slots ?? 0);
-      while (slots < n) slots *= 2;
+      while (!fits(batch, slots)) slots *= 2;
       return { batch, seq: b.seqLength, slots };
     },
     build(g: Graph, shape: StepShape, opts: TaskBuildOptions): TaskGraph {
       const { batch: B, seq: T, slots: K } = shape;
       // fusedOps: the attention softmax as one Softmax op (it has a rule); UER LayerNorm stays primitive.
       const norm = { semantics: "uer" as const, fusedOps: true };
-      const a = albert(g, cfg, { ...norm, idsDtype: "I32", batch: B, seq: T, dropout: opts.dropout });
-      const positions = g.input("mlm_positions", "I32", [K]);
+      // The last layer runs at S rows per batch row: [CLS] and the row's masked tokens (lastLayerRows).
+      const S = lastLayerRows(shape);
+      const queries = g.input("last_layer_positions", "I32", [B * S]);
+      const a = albert(g, cfg, {
+        ...norm,
+        idsDtype: "I32",
+        batch: B,
+        seq: T,
+        dropout: opts.dropout,
+        lastLayerQueries: { index: queries, perRow: S },
+      });
+      const positions = g.input("mlm_positions", "I32", [K]); // into the [B*S] rows of the last layer
       const mlmLabels = g.input("mlm_labels", "I32", [K]);
       const mlmWeights = g.input("mlm_weights", "F32", [K]);
       const sopLabels = g.input("sop_labels", "I32", [B]);
       const sopWeights = g.input("sop_weights", "F32", [B]);
-      const h = a.encoderOutput; // [B,T,H]
-      const hMasked = g.gather(g.reshape(h, [-1, cfg.hidden_size]), positions); // [B*T,H] -> [K,H]
+      const h = a.encoderOutput; // [B,S,H]: slot 0 [CLS], then the row's masked tokens
+      const hMasked = g.gather(g.reshape(h, [-1, cfg.hidden_size]), positions); // [B*S,H] -> [K,H]
       // The head's hidden transform; its output layer is inside the fused loss (same params).
       const mlmT = mlmHead(g, cfg, hMasked, norm).transform; // [K,E]
       const E = mlmT.shape[1] as number;
@@ -131,7 +166,7 @@ export function pretrainTask(cfg: AlbertConfig): TrainTask<Batch> {
         shapes: [{ dtype: "F32", shape: [] }],
       });
       const lossMlm = g.div(g.reduceSum(g.mul(mlm.nll, mlmWeights), [0], false), nMasked);
-      const sop = sopHead(g, cfg, h); // logits [B,2]
+      const sop = sopHead(g, cfg, h); // slot 0: [CLS]; logits [B,2]
       const sopCe = softmaxCrossEntropy(g, sop.logits, sopLabels);
       const nRows = g.reduceSum(sopWeights, [0], false);
       const lossSp = g.div(g.reduceSum(g.mul(sopCe.nll, sopWeights), [0], false), nRows);
@@ -159,13 +194,22 @@ export function pretrainTask(cfg: AlbertConfig): TrainTask<Batch> {
       const src = new Int32Array(B * T), seg = new Int32Array(B * T);
       src.set(b.src);
       seg.set(b.seg);
+      // Last-layer rows: row r's slot 0 is its [CLS], slots 1… its masked tokens, unused slots [CLS] again.
+      const S = lastLayerRows(shape);
+      const queries = new Int32Array(B * S);
+      for (let r = 0; r < B; r++) queries.fill(r * T, r * S, (r + 1) * S);
       const pos = new Int32Array(K), lab = new Int32Array(K), w = new Float32Array(K);
       let k = 0;
-      for (let i = 0; i < b.tgtMlm.length; i++) {
-        if (b.tgtMlm[i] > 0) {
-          pos[k] = i;
-          lab[k] = b.tgtMlm[i];
-          w[k++] = 1;
+      for (let r = 0; r < b.batchSize; r++) {
+        let j = r * S + 1;
+        for (let i = r * T; i < (r + 1) * T; i++) {
+          if (b.tgtMlm[i] > 0) {
+            if (k === K || j === (r + 1) * S) throw new RangeError("Cannot train on a batch: more masked tokens than slots");
+            queries[j] = i;
+            pos[k] = j++;
+            lab[k] = b.tgtMlm[i];
+            w[k++] = 1;
+          }
         }
       }
       const sopL = new Int32Array(B), sopW = new Float32Array(B);
@@ -177,6 +221,7 @@ export function pretrainTask(cfg: AlbertConfig): TrainTask<Batch> {
       return {
         src: t("I32", [B, T], src),
         seg: t("I32", [B, T], seg),
+        last_layer_positions: t("I32", [B * S], queries),
         mlm_positions: t("I32", [K], pos),
         mlm_labels: t("I32", [K], lab),
         mlm_weights: t("F32", [K], w),
