@@ -32,7 +32,8 @@ Deno.test("at a pretraining step's peak no FFN pre-activation and no normalised 
   const g = stepGraph(pretrainTask(cfg), { batch: B, seq: T, slots: 160 }, { kind: "update", scatter: "scatter" });
   const plan = memoryPlan(g);
   const at = (op: string, shape: number[]) => plan.live.filter((t) => t.op === op && t.shape.join() === shape.join());
-  assert.ok(at("Relu", [B, T, F]).length > 0, formatMemoryPlan(plan)); // the peak is among the activations
+  // The peak is among the feed-forward activations (or their gradients).
+  assert.ok(plan.live.some((t) => t.shape.join() === [B, T, F].join()), formatMemoryPlan(plan));
   // The Relu rule reads its output, so linear_1's output x (Add) dies with the forward's relu(x).
   assert.deepEqual(at("Add", [B, T, F]), []);
   // The fused UER LayerNorm rule reads d = x - mean (Sub) and std; gamma·d / (std + eps) (Div) dies at once.

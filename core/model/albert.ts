@@ -200,7 +200,9 @@ export function transformerLayer(
 ): Value {
   const H = cfg.hidden_size, n = cfg.heads_num, d = H / n;
   if (norm.contribOps && xq !== x) {
-    throw new RangeError("Cannot build a transformer layer at some rows with contribOps\n  hint: use transformerLayerAtRows");
+    throw new RangeError(
+      "Cannot build a transformer layer at some rows with contribOps\n  hint: use transformerLayerAtRows",
+    );
   }
   if (norm.contribOps) {
     const proj = (i: number) => weightMatmul(g, `${prefix}.self_attn.linear_layers.${i}`, x, H, H, norm);

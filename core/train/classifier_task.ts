@@ -96,7 +96,7 @@ export function classifierTask(cfg: AlbertConfig, opts: ClassifierOptions): Trai
       const at = new Int32Array(B);
       for (let r = 0; r < B; r++) {
         let n = 0;
-        if (type === "last") for (let t = 0; t < T; t++) if (seg[r * T + t] !== 0) n++;
+        if (type === "last") { for (let t = 0; t < T; t++) if (seg[r * T + t] !== 0) n++; }
         at[r] = r * T + Math.max(n - 1, 0);
       }
       feeds.pooled_positions = tensor("I32", [B], at);

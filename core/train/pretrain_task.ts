@@ -204,7 +204,9 @@ export function pretrainTask(cfg: AlbertConfig): TrainTask<Batch> {
         let j = r * S + 1;
         for (let i = r * T; i < (r + 1) * T; i++) {
           if (b.tgtMlm[i] > 0) {
-            if (k === K || j === (r + 1) * S) throw new RangeError("Cannot train on a batch: more masked tokens than slots");
+            if (k === K || j === (r + 1) * S) {
+              throw new RangeError("Cannot train on a batch: more masked tokens than slots");
+            }
             queries[j] = i;
             pos[k] = j++;
             lab[k] = b.tgtMlm[i];
