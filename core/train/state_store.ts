@@ -94,11 +94,12 @@ export interface StateStoreOptions {
   log?: (line: string) => void;
   /**
    * CPU with `threads` > 1: how a small step graph (planned intermediates ≤ 256 MiB) picks its intra-op
-   * threads. Every `every` runs it is timed on `threads` and on one thread, alternately, and the faster
-   * runs until the next probe (the numbers are the same bit for bit: DESIGN.md §6.1, §6.5). A tiny
-   * model's step is ~1,000 short kernels, each a fork-join over the threads: on a loaded machine one
-   * thread can be a third faster, on a quiet one `threads` is. `false`: always `threads`.
-   * Default `{ every: 500 }`.
+   * threads. From its third run it is timed on `threads` and on one thread, alternately, and the faster
+   * runs on; then every `every` runs the other setting runs a few times and takes over when its median
+   * beats the median of the current one's recent runs (the numbers are the same bit for bit: DESIGN.md
+   * §6.1, §6.5). A tiny model's step is ~1,000 short kernels, each a fork-join over the threads: on a
+   * loaded machine one thread can be a third faster, on a quiet one `threads` is, and a shared machine
+   * moves between the two. `false`: always `threads`. Default `{ every: 100 }`.
    */
   threadProbe?: false | { every: number };
   /**
@@ -116,8 +117,12 @@ function isDevice(t: Held): t is DeviceTensor {
 
 /** Planned intermediates up to which a CPU step graph is also timed on one thread (`threadProbe`). */
 const PROBE_MAX_BYTES = 256 * 2 ** 20;
-/** Runs per session in one probe (the first of each is not timed: it may grow the arena). */
+/** Runs per session in the first probe, alternating (the first of each is not timed: it may grow the arena). */
 const PROBE_RUNS = 5;
+/** Runs of the other session in a later probe (the first not timed: its caches are cold). */
+const REPROBE_RUNS = 4;
+/** Recent runs of the session in use that a later probe compares with. */
+const RECENT_RUNS = 8;
 
 /** A CPU program's choice between `threads` and one intra-op thread (`threadProbe`). */
 interface ThreadProbe {
@@ -127,8 +132,12 @@ interface ThreadProbe {
   /** Runs so far, and the run where the next probe starts. */
   runs: number;
   next: number;
+  /** Whether a probe has been completed (the first alternates both; later ones run the other only). */
+  decided: boolean;
   /** Wall ms of the current probe's timed runs: [threads, one]. */
   times: [number[], number[]];
+  /** Wall ms of the last `RECENT_RUNS` runs of the session in use, outside probes. */
+  recent: number[];
   /** The session used outside probes: 0 = `threads`, 1 = one thread. */
   use: 0 | 1;
 }
@@ -163,7 +172,7 @@ export class OrtStateStore implements StateStore {
     this.backend = backend;
     this.#threads = opts.threads ?? 2;
     this.#spinning = opts.spinning ?? true;
-    const every = opts.threadProbe === false ? 0 : opts.threadProbe?.every ?? 500;
+    const every = opts.threadProbe === false ? 0 : opts.threadProbe?.every ?? 100;
     if (!(Number.isInteger(every) && every >= 0)) throw new RangeError(`Invalid threadProbe.every ${every}`);
     this.#probeEvery = backend === "cpu" && this.#threads > 1 ? every : 0;
     this.deviceName = backend === "cpu" ? `cpu (onnxruntime-node, ${this.#threads} threads)` : backend;
@@ -194,7 +203,7 @@ export class OrtStateStore implements StateStore {
     const session = await this.#createSession(model, this.#threads, this.backend === "webgpu" ? keep : undefined);
     this.#sessions.push(session);
     const probe: ThreadProbe | undefined = this.#probeEvery > 0 && plannedBytes(graph) <= PROBE_MAX_BYTES
-      ? { model, runs: 0, next: 2, times: [[], []], use: 0 }
+      ? { model, runs: 0, next: 2, decided: false, times: [[], []], recent: [], use: 0 }
       : undefined;
     const outputs = new Map(outs.map((v) => [v.name, { dtype: v.dtype, shape: v.shape as number[] }]));
     const updates = session.outputNames.filter((o) => o.startsWith(UPDATED)).map((o) => ({
@@ -215,26 +224,41 @@ export class OrtStateStore implements StateStore {
   }
 
   /**
-   * The session of this run (`threadProbe`): outside a probe the faster one; inside, `threads` and one
-   * thread alternately; `done(ms)` records the run's wall time.
+   * The session of this run (`threadProbe`): outside a probe the faster one; in the first probe
+   * `threads` and one thread alternately, in later ones the other session against the recent runs
+   * of the one in use; `done(ms)` records the run's wall time.
    */
   async #pick(p: OrtProgram): Promise<{ session: Session; done: (ms: number) => void }> {
     const probe = p.probe;
     if (!probe) return { session: p.session, done: () => this.#runsOn[0]++ };
     const k = probe.runs++ - probe.next; // index within the probe
-    const probing = k >= 0 && k < 2 * PROBE_RUNS;
-    const on: 0 | 1 = probing ? (k % 2) as 0 | 1 : probe.use;
+    const length = probe.decided ? REPROBE_RUNS : 2 * PROBE_RUNS;
+    // A later probe waits until the session in use has recent runs to compare with.
+    const probing = k >= 0 && k < length && (!probe.decided || probe.recent.length >= RECENT_RUNS);
+    const other = (1 - probe.use) as 0 | 1;
+    const on: 0 | 1 = !probing ? probe.use : probe.decided ? other : (k % 2) as 0 | 1;
     if (on === 1 && !probe.single) {
       probe.single = await this.#createSession(probe.model, 1);
       this.#sessions.push(probe.single);
     }
     const done = (ms: number) => {
       this.#runsOn[on]++;
-      if (!probing) return;
-      if (k >= 2) probe.times[on].push(ms); // each session's first run of a probe is not timed
-      if (k === 2 * PROBE_RUNS - 1) {
-        const [a, b] = probe.times.map(median);
-        probe.use = b < a ? 1 : 0;
+      if (!probing) {
+        probe.recent.push(ms);
+        if (probe.recent.length > RECENT_RUNS) probe.recent.shift();
+        if (k >= 0) probe.next = probe.runs; // a probe due but deferred starts with the next run
+        return;
+      }
+      // Each session's first run of a probe is not timed (arena growth, cold caches).
+      if (probe.decided ? k >= 1 : k >= 2) probe.times[on].push(ms);
+      if (k === length - 1) {
+        const [a, b] = probe.decided
+          ? (on === 1 ? [median(probe.recent), median(probe.times[1])] : [median(probe.times[0]), median(probe.recent)])
+          : probe.times.map(median);
+        const use: 0 | 1 = b < a ? 1 : 0;
+        if (use !== probe.use) probe.recent = [];
+        probe.use = use;
+        probe.decided = true;
         probe.times = [[], []];
         probe.next = probe.runs + this.#probeEvery;
       }

@@ -51,7 +51,7 @@ export interface TrainerOptions<B> {
   spinning?: boolean;
   /**
    * CPU: time a small step graph on `threads` and on one thread now and then and run the faster
-   * (state_store.ts `StateStoreOptions.threadProbe`; default every 500 runs; false: always `threads`).
+   * (state_store.ts `StateStoreOptions.threadProbe`; default every 100 runs; false: always `threads`).
    */
   threadProbe?: false | { every: number };
   /** Where `auto` reports its device choice (default console.error). */
