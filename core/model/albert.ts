@@ -49,7 +49,7 @@ export interface AlbertOptions extends ModelOptions {
    * Training graphs whose loss reads the last layer at a few positions only (the MLM slots and
    * [CLS], a classifier's pooled position): the last layer application computes its queries,
    * attention output and feed-forward at `perRow` positions of each row (`encoder`'s
-   * `LastLayerQueries`), so `encoderOutput` is [B,perRow,H].
+   * `LastLayerQueries`), so `encoderOutput` is [B,perRow,H]. Needs a static `batch`.
    */
   lastLayerQueries?: LastLayerQueries;
 }

@@ -5,8 +5,8 @@ import { createSession } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
 import { type AlbertConfig, validateConfig } from "../config.ts";
 import { BANNED_OPS, WEBGPU_CONTRIB_OPS, WEBGPU_OPS } from "../graph/webgpu_ops.ts";
-import type { Graph, Value } from "../graph/builder.ts";
-import { type AlbertOutput, inferenceGraph, type InferenceGraphOptions } from "./albert.ts";
+import { Graph, type Value } from "../graph/builder.ts";
+import { albert, type AlbertOutput, inferenceGraph, type InferenceGraphOptions } from "./albert.ts";
 import { deriveParams } from "./quantize.ts";
 const ALL: AlbertOutput[] = [
   "embedding_output",
@@ -187,6 +187,34 @@ Deno.test("inferenceGraph({ lastLayerAtPositions }) equals the full last layer a
       inferenceGraph(cfg, { semantics: "uer", outputs: ["mlm_logits", "pooled_output"], lastLayerAtPositions: true }),
     /needs mlmPositions and only mlm_\* outputs/,
   );
+});
+
+Deno.test("albert({ lastLayerQueries }) equals the full last layer at the queried rows of each sequence", async () => {
+  const cfg = await tinyConfig();
+  const params = await refTensors(`${REF}/train_trace/final_params.safetensors`);
+  const ref = await refTensors(`${REF}/forward_trained.safetensors`);
+  const [B, T] = ref.get("src")!.shape;
+  const H = cfg.hidden_size, S = 3;
+  // Per row: [CLS], a position near the end, one in the middle (out of order); row b's are b·T + t.
+  const ts = [0, T - 2, 5];
+  const index = Array.from({ length: B * S }, (_, i) => Math.floor(i / S) * T + ts[i % S]);
+  const out: Tensor[] = [];
+  for (const at of [false, true]) {
+    const g = new Graph();
+    const q = at ? { index: g.input("queries", "I64", [B * S]), perRow: S } : undefined;
+    const a = albert(g, cfg, { semantics: "uer", fusedOps: true, batch: B, seq: T, lastLayerQueries: q });
+    g.output(a.encoderOutput, "h"); // [B,T,H], or [B,S,H] at the queried rows
+    const s = await createSession(toOnnx(g, { initializers: params }).model, { device: "cpu" });
+    const feeds: Record<string, Tensor> = { src: ref.get("src")!, seg: ref.get("seg")! };
+    if (at) feeds.queries = { dtype: "I64", shape: [B * S], data: BigInt64Array.from(index, BigInt) };
+    out.push((await s.run(feeds)).h);
+    await s.release();
+  }
+  const full = out[0].data as Float32Array;
+  assert.deepEqual(out[1].shape, [B, S, H]);
+  const rows = new Float32Array(B * S * H);
+  index.forEach((p, i) => rows.set(full.subarray(p * H, (p + 1) * H), i * H));
+  assertClose("last layer at rows", out[1], { dtype: "F32", shape: [B, S, H], data: rows });
 });
 
 Deno.test("inferenceGraph() emits only WebGPU-supported ops, no banned ops, one output per value", async () => {
