@@ -1,38 +1,19 @@
 import assert from "node:assert/strict";
-import type { AlbertConfig } from "../config.ts";
 import { initParams, Trainer } from "./trainer.ts";
 import { type Batch, defaultMaskedSlots, lastLayerRows, pretrainStats, pretrainTask } from "./pretrain_task.ts";
-
-const CFG: AlbertConfig = {
-  emb_size: 8,
-  hidden_size: 12,
-  feedforward_size: 16,
-  heads_num: 2,
-  layers_num: 2,
-  hidden_act: "relu",
-  max_seq_length: 16,
-  dropout: 0,
-  vocab_size: 40,
-  factorized_embedding_parameterization: true,
-  parameter_sharing: true,
-  embedding: ["word", "pos", "seg"],
-  encoder: "transformer",
-  mask: "fully_visible",
-  target: ["mlm", "sp"],
-  data_processor: "albert",
-};
+import { tinyConfigLayers } from "../../tests/webgpu_steps.ts";
 
 /** Two rows of 16 tokens: row 0 with `masked0` masked tokens (at 2, 3, …), row 1 with one (at 5). */
 function batchWith(masked0: number): Batch {
   const T = 16, src = new Int32Array(2 * T), seg = new Int32Array(2 * T).fill(1), tgtMlm = new Int32Array(2 * T);
-  for (let i = 0; i < 2 * T; i++) src[i] = 4 + (i % 30);
+  for (let i = 0; i < 2 * T; i++) src[i] = 104 + i;
   for (let j = 0; j < masked0; j++) tgtMlm[2 + j] = 7 + j;
   tgtMlm[T + 5] = 9;
   return { src, seg, tgtMlm, tgtSop: Int32Array.from([0, 1]), batchSize: 2, seqLength: T };
 }
 
 Deno.test("pretrainTask: a row with more masked tokens than ⌈K/B⌉ grows K; each row's tokens take its own last-layer rows after [CLS]", async () => {
-  const task = pretrainTask(CFG);
+  const task = pretrainTask(await tinyConfigLayers(2)); // the reference tiny config, 2 layers
   const K0 = defaultMaskedSlots(2, 16); // 8: 4 per row
   assert.equal(K0, 8);
   const small = task.shapeFor(batchWith(3), []);
