@@ -22,7 +22,9 @@ import { toOnnx } from "../graph/onnx_proto.ts";
 import { createSession, type DeviceTensor, pickBackend, type Session } from "../runtime/mod.ts";
 import type { Backend, Device } from "../runtime/types.ts";
 import type { DType, Tensor } from "../tensor.ts";
-import { UPDATED } from "./training_graph.ts";
+import { HostAdamw } from "./adamw_host.ts";
+import type { ParamSpec } from "./task.ts";
+import { names, UPDATED } from "./training_graph.ts";
 
 /** A graph prepared to run over a store (an onnxruntime session, or another engine's program). */
 export interface StepProgram {
@@ -79,6 +81,13 @@ export interface StateStore {
   write(name: string, value: Tensor): void;
   /** Drops state `name` (frees device memory). */
   delete(name: string): void;
+  /**
+   * A store whose state is host memory may keep the parameters and Adam moments of `params` (with a
+   * slot for each gradient) in a host AdamW's memory (adamw_host.ts): the trainer then runs the
+   * `gradients` graph into those slots and `HostAdamw.step` instead of the graph's AdamW. Undefined
+   * when the store does not (a device store, or state too large for it). Call before writing them.
+   */
+  hostAdamw?(params: readonly ParamSpec[]): HostAdamw | undefined;
   /** Frees everything. */
   dispose(): Promise<void>;
 }
@@ -164,6 +173,9 @@ export class OrtStateStore implements StateStore {
   #probeEvery: number;
   /** CPU: runs done on `threads` and on one thread. */
   #runsOn: [number, number] = [0, 0];
+  /** CPU: the host AdamW (`hostAdamw`), and the state it holds: name → the tensor viewing its memory. */
+  #host: HostAdamw | undefined;
+  #hostViews = new Map<string, Tensor>();
 
   constructor(
     backend: Backend,
@@ -297,7 +309,10 @@ export class OrtStateStore implements StateStore {
       const t = performance.now();
       const res = await session.runInto(all, into, fetch);
       done(performance.now() - t);
-      updates.forEach(({ name }, i) => this.#set(name, commit[i]));
+      // State held in the host AdamW's memory stays there: a graph's update of it is copied in.
+      updates.forEach(({ name }, i) =>
+        this.#hostViews.has(name) ? this.write(name, commit[i]) : this.#set(name, commit[i])
+      );
       return res;
     }
     const out = await session.runDevice(all);
@@ -326,6 +341,36 @@ export class OrtStateStore implements StateStore {
     return this.#state.has(name);
   }
 
+  /**
+   * CPU (onnxruntime-node): parameters and moments of `params` move into one WebAssembly memory,
+   * which onnxruntime reads in place, and AdamW runs there (adamw_host.ts; DESIGN.md §6.8). One host
+   * AdamW per store.
+   */
+  hostAdamw(params: readonly ParamSpec[]): HostAdamw | undefined {
+    if (this.backend !== "cpu") return undefined;
+    if (this.#host) {
+      const same = this.#host.specs.length === params.length &&
+        params.every((p, i) =>
+          p.name === this.#host!.specs[i].name && p.shape.join() === this.#host!.specs[i].shape.join()
+        );
+      if (!same) throw new RangeError("Cannot keep a second set of parameters in this store's host AdamW");
+      return this.#host;
+    }
+    const host = HostAdamw.create(params);
+    if (!host) return undefined;
+    this.#host = host;
+    for (const { name, shape } of params) {
+      const s = host.slots.get(name)!;
+      for (const [state, data] of [[name, s.p], [names.m(name), s.m], [names.v(name), s.v]] as const) {
+        const view: Tensor = { dtype: "F32", shape: [...shape], data };
+        this.#hostViews.set(state, view);
+        const old = this.#state.get(state);
+        if (old && !isDevice(old)) this.write(state, old);
+      }
+    }
+    return host;
+  }
+
   async read(names: readonly string[]): Promise<Map<string, Tensor>> {
     const out = new Map<string, Tensor>();
     for (const n of names) {
@@ -338,6 +383,17 @@ export class OrtStateStore implements StateStore {
   }
 
   write(name: string, value: Tensor): void {
+    const view = this.#hostViews.get(name);
+    if (view) {
+      if (value.dtype !== "F32" || value.shape.join() !== view.shape.join()) {
+        throw new RangeError(
+          `Cannot write state "${name}": ${value.dtype} [${value.shape}], expected F32 [${view.shape}]`,
+        );
+      }
+      if (value.data !== view.data) (view.data as Float32Array).set(value.data as Float32Array);
+      this.#set(name, view);
+      return;
+    }
     this.#set(name, value);
   }
 
@@ -352,6 +408,8 @@ export class OrtStateStore implements StateStore {
     for (const t of this.#state.values()) if (isDevice(t)) t.dispose();
     this.#state.clear();
     this.#pairs.clear();
+    this.#hostViews.clear();
+    this.#host = undefined;
     for (const s of this.#sessions) await s.release();
     this.#sessions = [];
   }

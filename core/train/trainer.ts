@@ -19,6 +19,7 @@
 import type { Device } from "../runtime/types.ts";
 import type { Tensor } from "../tensor.ts";
 import { ADAMW, adamwScalars } from "./adamw.ts";
+import type { HostAdamw } from "./adamw_host.ts";
 import { DROPOUT_KEY, dropoutKey } from "./dropout.ts";
 import { checkDeviceLimits, largestTensor } from "./device_limits.ts";
 import { createStateStore, type StateStore, type StepProgram } from "./state_store.ts";
@@ -129,6 +130,11 @@ export class Trainer<B> {
   #shapes = new Map<number, ShapeEntry>();
   #evalShapes = new Map<number, ShapeEntry>();
   #apply: StepProgram | undefined;
+  /** CPU: AdamW on the host over the store's memory (adamw_host.ts), with the gradient slots as outputs. */
+  #host: HostAdamw | undefined;
+  #hostInto: Record<string, Tensor> | undefined;
+  /** The flat buffer's slices as `grad.<p>` outputs (data-parallel on the CPU), for one buffer. */
+  #sliceInto: { buf: Float32Array; into: Record<string, Tensor> } | undefined;
   /** Host statistics of the steps since the last take. */
   #hostRows: Record<string, number>[] = [];
   #flatSize: number;
@@ -185,6 +191,8 @@ export class Trainer<B> {
       log: opts.log,
     });
     const t = new Trainer(opts.task, store, own, opts);
+    // Before the state is written: the store may hold it in the host AdamW's memory.
+    t.#host = store.hostAdamw?.(opts.task.params);
     for (const { name, shape } of opts.task.params) {
       store.write(name, opts.params.get(name)!);
       store.write(names.m(name), opts.moments?.m.get(name) ?? zerosF32(shape));
@@ -242,6 +250,7 @@ export class Trainer<B> {
         statSlots: this.#slots,
         dropout: this.#dropout,
         recompute: this.#recompute,
+        eachGradient: kind === "gradients" && this.#host !== undefined,
       }));
       e.programs.set(key, p);
     }
@@ -261,7 +270,7 @@ export class Trainer<B> {
   async step(batch: B, lr: number): Promise<void> {
     const micro = this.#micro++;
     const first = micro % this.#acc === 0, last = (micro + 1) % this.#acc === 0;
-    const kind: StepKind = !last ? "accumulate" : this.#hook ? "gradients" : "update";
+    const kind: StepKind = !last ? "accumulate" : this.#hook || this.#host ? "gradients" : "update";
     const e = this.#entry(batch, this.#shapes);
     const program = await this.#program(e, kind, !first);
     const feeds = this.task.feeds(batch, e.shape);
@@ -275,13 +284,24 @@ export class Trainer<B> {
     if (this.#dropout > 0) {
       feeds[DROPOUT_KEY] = { dtype: "I32", shape: [], data: Int32Array.of(dropoutKey(this.#seed, micro)) };
     }
-    if (kind === "gradients") {
-      const buf = this.#hook!.buffer ?? new Float32Array(this.#flatSize);
-      if (buf.length !== this.#flatSize) {
-        throw new RangeError(
-          `Cannot hand gradients over: the hook's buffer holds ${buf.length}, not ${this.#flatSize}`,
+    if (kind === "gradients" && this.#host) {
+      // CPU: the gradients go straight into the host AdamW's slots (or the all-reduce buffer's slices).
+      if (this.#hook) {
+        const buf = this.#flatBuffer();
+        await this.#store.run(program, feeds, { into: this.#slices(buf) });
+        this.#host.step(lr, this.#wd, await this.#hook(buf));
+      } else {
+        this.#hostInto ??= Object.fromEntries(
+          this.task.params.map(({ name, shape }) => [
+            names.grad(name),
+            { dtype: "F32", shape: [...shape], data: this.#host!.slots.get(name)!.g } satisfies Tensor,
+          ]),
         );
+        await this.#store.run(program, feeds, { into: this.#hostInto });
+        this.#host.step(lr, this.#wd);
       }
+    } else if (kind === "gradients") {
+      const buf = this.#flatBuffer();
       await this.#store.run(program, feeds, { into: { [names.gradFlat]: tensor1(buf) } });
       const avg = await this.#hook!(buf);
       this.#apply ??= await this.#store.compile(
@@ -293,6 +313,28 @@ export class Trainer<B> {
     }
     if (last && this.#acc > 1) { for (const { name } of this.task.params) this.#store.delete(names.gradAcc(name)); }
     this.#hostRows.push(this.task.hostStats(batch));
+  }
+
+  /** The gradient hook's buffer (or a new one) for the flat gradients, checked against the layout. */
+  #flatBuffer(): Float32Array {
+    const buf = this.#hook!.buffer ?? new Float32Array(this.#flatSize);
+    if (buf.length !== this.#flatSize) {
+      throw new RangeError(`Cannot hand gradients over: the hook's buffer holds ${buf.length}, not ${this.#flatSize}`);
+    }
+    return buf;
+  }
+
+  /** `grad.<p>` outputs viewing `buf` at each parameter's offset (training_graph.ts `flatLayout`). */
+  #slices(buf: Float32Array): Record<string, Tensor> {
+    if (this.#sliceInto?.buf !== buf) {
+      const { offsets } = flatLayout(this.task.params);
+      const into = Object.fromEntries(this.task.params.map(({ name, shape }, i) => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        return [names.grad(name), { dtype: "F32", shape: [...shape], data: buf.subarray(offsets[i], offsets[i] + n) }];
+      }));
+      this.#sliceInto = { buf, into: into as Record<string, Tensor> };
+    }
+    return this.#sliceInto.into;
   }
 
   /**

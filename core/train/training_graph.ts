@@ -17,7 +17,9 @@
  * - `update`: gradients (+ the window's `grad_acc`) → AdamW → `updated.<p>`, `updated.adam_m.<p>`, …;
  * - `accumulate`: gradients (+ `grad_acc`) → `updated.grad_acc.<p>` (a micro-step inside the window);
  * - `gradients`: gradients (+ `grad_acc`) → one flat `grad_flat` [N] in parameter order (the all-reduce's
- *   buffer, so a device step hands its gradients to the host in one piece);
+ *   buffer, so a device step hands its gradients to the host in one piece), or with `eachGradient` one
+ *   output `grad.<p>` per parameter (a CPU store has them written straight into its host AdamW's
+ *   memory, adamw_host.ts, or into the all-reduce buffer's slices: no concatenation);
  * - `apply`: `grad_flat` → AdamW (no forward).
  * Params and moments are graph inputs/outputs, never initializers. Browser compatible: no Deno APIs.
  * @module
@@ -43,6 +45,8 @@ export const names = {
   lossScale: "loss_scale",
   /** All gradients back to back in parameter order (F32 [N]). */
   gradFlat: "grad_flat",
+  /** One parameter's gradient (`gradients` kind with `eachGradient`). */
+  grad: (p: string): string => `grad.${p}`,
 } as const;
 
 /** Prefix of the outputs that replace training state. */
@@ -71,6 +75,8 @@ export interface StepGraphOptions {
    * transformer layer application, core/model/albert.ts) from its input (core/autodiff `recompute`).
    */
   recompute?: boolean;
+  /** `gradients` kind: one output `grad.<p>` per parameter instead of the flat `grad_flat`. */
+  eachGradient?: boolean;
 }
 
 /** Element offsets of each parameter in the flat gradient buffer, and its length. */
@@ -164,6 +170,8 @@ export function stepGraph<B>(task: TrainTask<B>, shape: StepShape, opts: StepGra
   });
   if (opts.kind === "accumulate") {
     params.forEach((p, i) => g.output(total[i], names.updated(names.gradAcc(p.name))));
+  } else if (opts.kind === "gradients" && opts.eachGradient) {
+    params.forEach((p, i) => g.output(total[i], names.grad(p.name)));
   } else if (opts.kind === "gradients") {
     g.output(concatMany(g, total.map((v) => g.reshape(v, [-1]))), names.gradFlat);
   } else {
