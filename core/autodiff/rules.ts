@@ -114,7 +114,9 @@ function gatherGrad(g: Graph, dy: Value, [table, ids]: (Value | null)[], ctx: Gr
     const flatIds = g.reshape(ids!, [nIds]);
     // Small tables (segment/position rows) take the one-hot product everywhere: it is cheap.
     const mode = ts[0] <= 512 ? "matmul" : ctx.scatter;
-    return [g.reshape(scatterAddRows(g, rows, flatIds, ts[0], mode), ts), null];
+    const table2 = scatterAddRows(g, rows, flatIds, ts[0], mode); // [V,R]
+    // A 2-D table needs no Reshape: a CPU step writes the gradient straight into its output buffer.
+    return [ts.length === 2 ? table2 : g.reshape(table2, ts), null];
   }
   if (idShape.length === 0) {
     // Scalar index on axis > 0 (e.g. h[:, 0]): dy lacks that axis; put it back, masked to the index.

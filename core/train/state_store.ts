@@ -105,7 +105,8 @@ export interface StateStoreOptions {
    * CPU with `threads` > 1: how a small step graph (planned intermediates ≤ 256 MiB) picks its intra-op
    * threads. From its third run it is timed on `threads` and on one thread, alternately, and the faster
    * runs on; then every `every` runs the other setting runs a few times and takes over when its median
-   * beats the median of the current one's recent runs (the numbers are the same bit for bit: DESIGN.md
+   * beats the median of the current one's recent runs, and a switch is checked again after 16 runs (the
+   * numbers are the same bit for bit: DESIGN.md
    * §6.1, §6.5). A tiny model's step is ~1,000 short kernels, each a fork-join over the threads: on a
    * loaded machine one thread can be a third faster, on a quiet one `threads` is, and a shared machine
    * moves between the two. `false`: always `threads`. Default `{ every: 100 }`.
@@ -132,6 +133,8 @@ const PROBE_RUNS = 5;
 const REPROBE_RUNS = 4;
 /** Recent runs of the session in use that a later probe compares with. */
 const RECENT_RUNS = 8;
+/** Runs after a probe that switched settings until the next probe checks the switch (not `every`). */
+const RECHECK_RUNS = 2 * RECENT_RUNS;
 
 /** A CPU program's choice between `threads` and one intra-op thread (`threadProbe`). */
 interface ThreadProbe {
@@ -268,11 +271,13 @@ export class OrtStateStore implements StateStore {
           ? (on === 1 ? [median(probe.recent), median(probe.times[1])] : [median(probe.times[0]), median(probe.recent)])
           : probe.times.map(median);
         const use: 0 | 1 = b < a ? 1 : 0;
+        // A switch made in a noisy minute is checked again soon instead of holding for `every` runs.
+        const switched = probe.decided && use !== probe.use;
         if (use !== probe.use) probe.recent = [];
         probe.use = use;
         probe.decided = true;
         probe.times = [[], []];
-        probe.next = probe.runs + this.#probeEvery;
+        probe.next = probe.runs + (switched ? Math.min(RECHECK_RUNS, this.#probeEvery) : this.#probeEvery);
       }
     };
     return { session: on === 1 ? probe.single! : p.session, done };
