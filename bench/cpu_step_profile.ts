@@ -2,13 +2,13 @@
  * Where one CPU training step of the reference tiny config goes (#14 point 6; DESIGN.md §6.5): the
  * same shapes as bench/pretrain_bench.ts (batch 16 × seq 128, its synthetic batches), onnxruntime-node.
  * 1. `Trainer.step` timed in pieces: the whole step, the time inside onnxruntime's `session.run`
- *    (feeds wrapped, kernels run, outputs written in place into the store's buffers), and the JS
- *    around it (feeds, the state store's bookkeeping).
- * 2. The same `update` graph in a raw session with onnxruntime's profiler on: each kernel's median
- *    time, summed by phase (forward, backward, AdamW — AdamW is in the graph) and by size (nodes
- *    reading or writing a vocabulary-sized tensor: the MLM output layer, its softmax, the
- *    embeddings' gradient and update), against the run's wall time (the rest is onnxruntime's
- *    per-node scheduling).
+ *    (feeds wrapped, kernels run, gradients written in place into the host AdamW's memory), the host
+ *    AdamW pass (core/train/adamw_host.ts, WebAssembly) and the JS around them (feeds, the state
+ *    store's bookkeeping).
+ * 2. The same `gradients` graph in a raw session with onnxruntime's profiler on: each kernel's median
+ *    time, summed by phase (forward, backward) and by size (nodes reading or writing a
+ *    vocabulary-sized tensor: the MLM output layer, its softmax, the embeddings' gradient), against
+ *    the run's wall time (the rest is onnxruntime's per-node scheduling).
  * Figures are milliseconds on this machine; on a shared box read the shares, not the absolutes.
  * Prints figures; never passes or fails on time (DESIGN.md §2).
  *
@@ -17,6 +17,7 @@
  */
 import process from "node:process";
 import { initParams, Trainer } from "../core/train/trainer.ts";
+import { HostAdamw } from "../core/train/adamw_host.ts";
 import { paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { stepGraph } from "../core/train/training_graph.ts";
 import { Graph } from "../core/graph/builder.ts";
@@ -44,7 +45,7 @@ async function trainerSplit(ort: Ort, threads: number, steps: number): Promise<R
   const proto = (ort.InferenceSession as unknown as { prototype: { run: (...a: unknown[]) => Promise<unknown> } })
     .prototype;
   const run = proto.run;
-  let inRun = 0;
+  let inRun = 0, inAdamw = 0;
   proto.run = async function (this: unknown, ...a: unknown[]) {
     const t = performance.now();
     try {
@@ -53,23 +54,40 @@ async function trainerSplit(ort: Ort, threads: number, steps: number): Promise<R
       inRun += performance.now() - t;
     }
   };
-  const total: number[] = [], ort_: number[] = [], js: number[] = [];
+  const hostStep = HostAdamw.prototype.step;
+  HostAdamw.prototype.step = function (this: HostAdamw, ...a: Parameters<HostAdamw["step"]>) {
+    const t = performance.now();
+    try {
+      return hostStep.apply(this, a);
+    } finally {
+      inAdamw += performance.now() - t;
+    }
+  };
+  const total: number[] = [], ort_: number[] = [], adamw: number[] = [], js: number[] = [];
   try {
     for (let i = 0; i < 3; i++) await trainer.step(batches[i % 4], 1e-4);
     for (let i = 0; i < steps; i++) {
       inRun = 0;
+      inAdamw = 0;
       const t = performance.now();
       await trainer.step(batches[i % 4], 1e-4);
       const dt = performance.now() - t;
       total.push(dt);
       ort_.push(inRun);
-      js.push(dt - inRun);
+      adamw.push(inAdamw);
+      js.push(dt - inRun - inAdamw);
     }
   } finally {
     proto.run = run;
+    HostAdamw.prototype.step = hostStep;
     await trainer.dispose();
   }
-  return { step_ms: median(total), session_run_ms: median(ort_), js_around_run_ms: median(js) };
+  return {
+    step_ms: median(total),
+    session_run_ms: median(ort_),
+    host_adamw_ms: median(adamw),
+    js_around_run_ms: median(js),
+  };
 }
 
 interface Phase {
@@ -82,11 +100,11 @@ async function kernelPhases(ort: Ort, threads: number, steps: number) {
   const task = pretrainTask(TINY);
   const batch = syntheticBatch(16, 128, TINY.vocab_size!, 0);
   const shape = task.shapeFor(batch, []);
-  const opts = { kind: "update" as const, scatter: "scatter" as const, weightDecay: 0.01, statSlots: 1 };
-  // Node ids are creation order: the task's forward first, then the gradient, then AdamW.
+  // What a CPU trainer runs: the gradients straight into the host AdamW's memory (AdamW is not in it).
+  const opts = { kind: "gradients" as const, eachGradient: true, scatter: "scatter" as const, statSlots: 1 };
+  // Node ids are creation order: the task's forward first, then the gradient.
   const fwd = new Graph();
   task.build(fwd, shape, { scatter: "scatter" });
-  const gradEnd = stepGraph(task, shape, { ...opts, kind: "accumulate" }).nodes.length;
   const graph = stepGraph(task, shape, opts);
   const dir = await Deno.makeTempDir({ prefix: "uer-ts-profile-" });
   try {
@@ -135,16 +153,8 @@ async function kernelPhases(ort: Ort, threads: number, steps: number) {
     let kernels = 0;
     for (const [name, n] of byNode) {
       const id = Number(/^[A-Za-z]+_(\d+)/.exec(name)?.[1] ?? -1);
-      const phase = id < 0
-        ? "fused by onnxruntime"
-        : id >= gradEnd
-        ? "AdamW"
-        : id < fwd.nodes.length
-        ? "forward"
-        : "backward";
-      const key = phase === "AdamW" || phase.startsWith("fused")
-        ? phase
-        : `${phase}, ${n.big ? "vocab-sized" : "rest"}`;
+      const phase = id < 0 ? "fused by onnxruntime" : id < fwd.nodes.length ? "forward" : "backward";
+      const key = phase.startsWith("fused") ? phase : `${phase}, ${n.big ? "vocab-sized" : "rest"}`;
       const ms = median(n.durs.slice(3));
       phases[key] ??= { ms: 0, nodes: 0 };
       phases[key].ms += ms;
@@ -186,11 +196,12 @@ export async function cpuStepProfile(
   console.log(`tiny config (B16 T128), onnxruntime-node CPU, ${threads} intra-op threads, ${steps} steps, medians`);
   console.log(
     `Trainer.step ${round(split.step_ms)} ms: inside session.run ${round(split.session_run_ms)} ms ` +
-      `(${pct(split.session_run_ms, split.step_ms)}), JS around it ${round(split.js_around_run_ms)} ms ` +
+      `(${pct(split.session_run_ms, split.step_ms)}), host AdamW ${round(split.host_adamw_ms)} ms ` +
+      `(${pct(split.host_adamw_ms, split.step_ms)}), JS around them ${round(split.js_around_run_ms)} ms ` +
       `(${pct(split.js_around_run_ms, split.step_ms)})`,
   );
   console.log(
-    `raw session.run of the update graph ${round(k.runMs)} ms; ${k.nodes} kernels, ` +
+    `raw session.run of the gradients graph ${round(k.runMs)} ms; ${k.nodes} kernels, ` +
       `sum of their medians ${round(k.kernels)} ms:`,
   );
   for (const [p, v] of Object.entries(k.phases).sort((a, b) => b[1].ms - a[1].ms)) {
