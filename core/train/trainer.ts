@@ -6,7 +6,8 @@
  * window's gradient accumulators and the statistics' running sums. There is one step path: a
  * micro-step runs one graph — `accumulate` inside an accumulation window, `update` (gradients +
  * AdamW) at its end — or, with a data-parallel gradient hook, `gradients` (one flat buffer handed to
- * the hook, e.g. an all-reduce) then `apply`. Statistics are summed inside the graph and read only
+ * the hook, e.g. an all-reduce) then `apply`. On the CPU the window's end is `gradients` written into
+ * the store's host AdamW memory, then its WebAssembly pass (adamw_host.ts), hook or not. Statistics are summed inside the graph and read only
  * when asked (`takeStats`), so a device step needs no readback on steps that do not report.
  *
  * Shapes are static per task shape (`TrainTask.shapeFor`): a smaller last batch is padded with
