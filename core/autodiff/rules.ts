@@ -77,23 +77,32 @@ function iota(g: Graph, n: number, dtype: Value["dtype"]): Value {
   return g.constant(makeTensor(dtype, [1, n], Array.from({ length: n }, (_, i) => i)));
 }
 
+/** The fused op (`Graph.fused`) around a "scatter" scatter-add: inputs [rows, ids], output the table. */
+export const SCATTER_ADD_ROWS = "ScatterAddRows";
+
 /**
  * Scatter-add of rows: `out[ids[i], :] += rows[i, :]` for a table of `rowsOut` rows.
  * `ids` [N] (any int dtype), `rows` [N, R] → [rowsOut, R]. Repeated ids add up in the order of `i`.
+ * The "scatter" form is recorded as the fused op `SCATTER_ADD_ROWS`, so that a CPU trainer can take
+ * the rows and ids instead of the table (training_graph.ts `eachGradient`).
  */
 export function scatterAddRows(g: Graph, rows: Value, ids: Value, rowsOut: number, mode: ScatterMode): Value {
   const [n, r] = numShape(rows, "a scatter-add");
   if (mode === "scatter") {
-    // NOTE: ScatterElements over the ids expanded to [N,R], not ScatterND [N,1]: onnxruntime's CPU
-    // ScatterND splits the N updates over its threads with no care for repeated ids, so two threads
-    // add into one row at once (lost updates: gradients off by whole rows, different every run;
-    // DESIGN.md §6). Its ScatterElements splits the R columns and walks the ids in order in each.
-    const id64 = ids.dtype === "I64" ? ids : g.cast(ids, "I64");
-    const idx = g.op("Expand", [g.reshape(id64, [n, 1]), g.ints([n, r])]); // [N,1] -> [N,R]
-    const zeros = g.op("Expand", [g.scalar(0, rows.dtype), g.ints([rowsOut, r])]); // [V,R]
-    return g.op("ScatterElements", [zeros, idx, rows], { axis: A.int(0), reduction: A.string("add") }, {
-      shapes: [{ dtype: rows.dtype, shape: [rowsOut, r] }],
-    });
+    return g.fused(SCATTER_ADD_ROWS, [rows, ids], {}, () => {
+      // NOTE: ScatterElements over the ids expanded to [N,R], not ScatterND [N,1]: onnxruntime's CPU
+      // ScatterND splits the N updates over its threads with no care for repeated ids, so two threads
+      // add into one row at once (lost updates: gradients off by whole rows, different every run;
+      // DESIGN.md §6). Its ScatterElements splits the R columns and walks the ids in order in each.
+      const id64 = ids.dtype === "I64" ? ids : g.cast(ids, "I64");
+      const idx = g.op("Expand", [g.reshape(id64, [n, 1]), g.ints([n, r])]); // [N,1] -> [N,R]
+      const zeros = g.op("Expand", [g.scalar(0, rows.dtype), g.ints([rowsOut, r])]); // [V,R]
+      return [
+        g.op("ScatterElements", [zeros, idx, rows], { axis: A.int(0), reduction: A.string("add") }, {
+          shapes: [{ dtype: rows.dtype, shape: [rowsOut, r] }],
+        }),
+      ];
+    })[0];
   }
   // NOTE: one-hot as Equal(float ids, float iota) — no OneHot / int64 arithmetic on WebGPU.
   const idsF = g.reshape(g.cast(ids, rows.dtype), [n, 1]); // [N,1]
@@ -290,6 +299,19 @@ function uerLayerNormGrad(g: Graph, dy: Value, [x, gamma]: (Value | null)[], ctx
   return [dx, ctx.need[1] ? g.mul(g.div(dy, den), d) : null, ctx.need[2] ? dy : null];
 }
 
+/**
+ * Attention's `o = softmax(s) · v` as one fused op (model/layers.ts `attend`, outputs [o, p]). With
+ * `dp = do·vᵀ`, softmax's backward needs each row's `Σ_T dp·p`, which equals `Σ_d do·o` (the sum over
+ * the row's T·d products taken the other way round): a [...,S,d] product and reduction instead of a
+ * [...,S,T] one. `ds = p·(dp − Σ_d do·o)`, `dv = pᵀ·do`.
+ */
+function softmaxMatMulGrad(g: Graph, dy: Value, [_s, v]: (Value | null)[], ctx: GradContext): (Value | null)[] {
+  const [o, p] = ctx.node.outputs;
+  const swap = (x: Value) => g.transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
+  const ds = ctx.need[0] ? g.mul(p, g.sub(g.matmul(dy, swap(v!)), g.reduceSum(g.mul(dy, o), [-1], true))) : null;
+  return [ds, ctx.need[1] ? g.matmul(swap(p), dy) : null];
+}
+
 /** Gradient rules, one row per ONNX op type; one gradient per input, null if none. */
 export const GRAD_RULES: Record<string, GradRule> = {
   Add: (_g, dy) => [dy, dy],
@@ -391,6 +413,7 @@ export const GRAD_RULES: Record<string, GradRule> = {
     null,
   ],
   LinearSoftmaxCrossEntropy: linearCrossEntropyGrad,
+  SoftmaxMatMul: softmaxMatMulGrad,
   UerLayerNorm: uerLayerNormGrad,
 };
 

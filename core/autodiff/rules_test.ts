@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { A, type Attr, Graph, makeTensor, type Value } from "../graph/builder.ts";
 import { toOnnx } from "../graph/onnx_proto.ts";
 import { WEBGPU_OPS } from "../graph/webgpu_ops.ts";
-import { layerNorm, softmax } from "../model/layers.ts";
+import { attend, layerNorm, softmax } from "../model/layers.ts";
 import { createSession } from "../runtime/mod.ts";
 import type { Tensor } from "../tensor.ts";
 import { grad } from "./grad.ts";
@@ -193,6 +193,16 @@ const CASES: Case[] = [
     build: (g, [x]) => g.op("Softmax", [x], { axis: A.int(1) }, { shapes: [{ dtype: x.dtype, shape: [2, 4, 3] }] }),
   },
   { name: "softmax (layers.ts)", inputs: [[[2, 5], "normal"]], build: (g, [x]) => softmax(g, x) },
+  {
+    name: "SoftmaxMatMul (layers.ts attend: softmax op · v, row sums from the output)",
+    inputs: [[[2, 2, 3, 4], "normal"], [[2, 2, 4, 2], "normal"]],
+    build: (g, [s, v]) => attend(g, s, v, true),
+  },
+  {
+    name: "SoftmaxMatMul (layers.ts attend: softmax from primitives · v)",
+    inputs: [[[3, 4, 5], "normal"], [[3, 5, 3], "normal"]],
+    build: (g, [s, v]) => attend(g, s, v, false),
+  },
   {
     name: "UER LayerNorm (layers.ts), gamma/beta as params",
     inputs: [[[3, 6], "normal"]],

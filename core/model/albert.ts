@@ -16,6 +16,7 @@ import { A, Graph, makeTensor, type Value } from "../graph/builder.ts";
 import type { Dim } from "../graph/shapes.ts";
 import { classifierHead, type Pooling, segmentWeights } from "./classifier.ts";
 import {
+  attend,
   layerNorm,
   linear,
   linearAct,
@@ -216,9 +217,9 @@ export function transformerLayer(
   const k = heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H, norm));
   const v = heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H, norm));
   const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [B,n,S,T]
-  let probs = softmax(g, g.add(scores, bias), norm.fusedOps);
-  if (norm.dropout) probs = norm.dropout(probs); // UER MultiHeadedAttention: self.dropout(probs)
-  const ctx = g.reshape(g.transpose(g.matmul(probs, v), [0, 2, 1, 3]), [0, 0, H]); // [B,n,S,d] -> [B,S,H]
+  // UER MultiHeadedAttention: self.dropout(probs) between the softmax and the product.
+  const o = attend(g, g.add(scores, bias), v, norm.fusedOps ?? false, norm.dropout); // [B,n,S,d]
+  const ctx = g.reshape(g.transpose(o, [0, 2, 1, 3]), [0, 0, H]); // [B,n,S,d] -> [B,S,H]
   return layerTail(g, cfg, prefix, ctx, xq, norm);
 }
 
@@ -264,8 +265,8 @@ export function transformerLayerAtRows(
   const k = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.1`, x, H, H, norm)), rows); // [K,n,T,d]
   const v = g.gather(heads(linear(g, `${prefix}.self_attn.linear_layers.2`, x, H, H, norm)), rows); // [K,n,T,d]
   const scores = g.div(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), Math.sqrt(d)); // [K,n,1,T]
-  const probs = softmax(g, g.add(scores, g.gather(bias, rows)), norm.fusedOps); // bias [B,1,1,T] -> [K,1,1,T]
-  const ctx = g.reshape(g.matmul(probs, v), [-1, H]); // [K,n,1,d] -> [K,H]
+  const logits = g.add(scores, g.gather(bias, rows)); // bias [B,1,1,T] -> [K,1,1,T]
+  const ctx = g.reshape(attend(g, logits, v, norm.fusedOps ?? false), [-1, H]); // [K,n,1,d] -> [K,H]
   return layerTail(g, cfg, prefix, ctx, xq, norm);
 }
 

@@ -217,6 +217,24 @@ export function softmax(g: Graph, x: Value, fused = false): Value {
   return g.div(e, g.reduceSum(e, [-1]));
 }
 
+/** The fused op (`Graph.fused`) of `attend`: inputs [logits, v], outputs [softmax(logits) · v, softmax(logits)]. */
+export const SOFTMAX_MATMUL = "SoftmaxMatMul";
+
+/**
+ * Attention's `softmax(logits) · v` over the last axis ([...,S,T], [...,T,d] → [...,S,d]); `dropout`
+ * (training) applies to the probabilities in between, as UER-py's `MultiHeadedAttention`. Without
+ * dropout it is one fused op for autodiff (rules.ts `SoftmaxMatMul`: the softmax backward's row sums
+ * Σ_T dP·P come from the output as Σ_d dO·O, a [...,S,d] product instead of a [...,S,T] one); the ONNX
+ * nodes are the same either way.
+ */
+export function attend(g: Graph, logits: Value, v: Value, fused: boolean, dropout?: (p: Value) => Value): Value {
+  if (dropout) return g.matmul(dropout(softmax(g, logits, fused)), v);
+  return g.fused(SOFTMAX_MATMUL, [logits, v], {}, () => {
+    const p = softmax(g, logits, fused);
+    return [g.matmul(p, v), p];
+  })[0];
+}
+
 /**
  * `act(x @ W^T + b)` (`linear` then `activation`); with `contribOps` the bias and the activation are one
  * kernel: com.microsoft `BiasGelu` (erf GELU) or `FastGelu` (tanh GELU), and for relu a 2-D `Gemm`

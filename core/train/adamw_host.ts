@@ -95,6 +95,35 @@ export class HostAdamw {
   }
 
   /**
+   * Sets `name`'s gradient slot to the scatter-add of `rows` ([N, R], R = the table's row length) at
+   * row `ids` ([N]): zeros, then `g[ids[i], :] += rows[i, :]` for i in order (the same float32 sums, in
+   * the same order, as onnxruntime's ScatterElements in the graph: rules.ts `scatterAddRows`).
+   */
+  scatterRows(name: string, rows: Float32Array, ids: Int32Array): void {
+    const spec = this.specs.find((s) => s.name === name);
+    const slot = this.slots.get(name);
+    if (!spec || !slot || spec.shape.length !== 2) {
+      throw new RangeError(`Cannot scatter gradient rows into "${name}": not a 2-D parameter of this host AdamW`);
+    }
+    const [v, r] = spec.shape;
+    if (rows.length !== ids.length * r) {
+      throw new RangeError(
+        `Cannot scatter gradient rows into "${name}": ${rows.length} values for ${ids.length} rows of ${r}`,
+      );
+    }
+    const g = slot.g;
+    g.fill(0);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!(id >= 0 && id < v)) {
+        throw new RangeError(`Cannot scatter gradient rows into "${name}": row id ${id} of ${v}`);
+      }
+      const to = id * r, from = i * r;
+      for (let j = 0; j < r; j++) g[to + j] += rows[from + j];
+    }
+  }
+
+  /**
    * One AdamW step of every parameter with the gradients in its `g` slot (after `from`, a flat buffer
    * in `specs` order as training_graph.ts `flatLayout` lays it out, is copied there, when given).
    */

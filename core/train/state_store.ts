@@ -113,6 +113,11 @@ export interface StateStoreOptions {
    */
   threadProbe?: false | { every: number };
   /**
+   * CPU: keep parameters and moments in a host AdamW's memory when a trainer asks (`hostAdamw`; default
+   * true). false keeps AdamW in the step graph (a baseline for tests and benchmarks).
+   */
+  hostAdamw?: boolean;
+  /**
    * WebGPU: the project's executor (`executor`, core/webgpu: one command buffer per step, default) or
    * onnxruntime-web's WebGPU EP (`ort`, kept as a baseline for bench/webgpu_step_bench.ts).
    */
@@ -179,11 +184,13 @@ export class OrtStateStore implements StateStore {
   /** CPU: the host AdamW (`hostAdamw`), and the state it holds: name → the tensor viewing its memory. */
   #host: HostAdamw | undefined;
   #hostViews = new Map<string, Tensor>();
+  #hostAllowed: boolean;
 
   constructor(
     backend: Backend,
-    opts: { threads?: number; spinning?: boolean; threadProbe?: false | { every: number } } = {},
+    opts: { threads?: number; spinning?: boolean; threadProbe?: false | { every: number }; hostAdamw?: boolean } = {},
   ) {
+    this.#hostAllowed = opts.hostAdamw ?? true;
     this.backend = backend;
     this.#threads = opts.threads ?? 2;
     this.#spinning = opts.spinning ?? true;
@@ -352,7 +359,7 @@ export class OrtStateStore implements StateStore {
    * AdamW per store.
    */
   hostAdamw(params: readonly ParamSpec[]): HostAdamw | undefined {
-    if (this.backend !== "cpu") return undefined;
+    if (this.backend !== "cpu" || !this.#hostAllowed) return undefined;
     if (this.#host) {
       const same = this.#host.specs.length === params.length &&
         params.every((p, i) =>

@@ -133,7 +133,8 @@ export class Trainer<B> {
   #apply: StepProgram | undefined;
   /** CPU: AdamW on the host over the store's memory (adamw_host.ts), with the gradient slots as outputs. */
   #host: HostAdamw | undefined;
-  #hostInto: Record<string, Tensor> | undefined;
+  /** Per `gradients` program: its outputs' buffers, and the tables whose gradient comes as rows + ids. */
+  #hostInto = new Map<StepProgram, { into: Record<string, Tensor>; rows: [string, Float32Array, Int32Array][] }>();
   /** The flat buffer's slices as `grad.<p>` outputs (data-parallel on the CPU), for one buffer. */
   #sliceInto: { buf: Float32Array; into: Record<string, Tensor> } | undefined;
   /** Host statistics of the steps since the last take. */
@@ -252,6 +253,7 @@ export class Trainer<B> {
         dropout: this.#dropout,
         recompute: this.#recompute,
         eachGradient: kind === "gradients" && this.#host !== undefined,
+        sparseRows: kind === "gradients" && this.#host !== undefined && !this.#hook,
       }));
       e.programs.set(key, p);
     }
@@ -292,13 +294,9 @@ export class Trainer<B> {
         await this.#store.run(program, feeds, { into: this.#slices(buf) });
         this.#host.step(lr, this.#wd, await this.#hook(buf));
       } else {
-        this.#hostInto ??= Object.fromEntries(
-          this.task.params.map(({ name, shape }) => [
-            names.grad(name),
-            { dtype: "F32", shape: [...shape], data: this.#host!.slots.get(name)!.g } satisfies Tensor,
-          ]),
-        );
-        await this.#store.run(program, feeds, { into: this.#hostInto });
+        const { into, rows } = this.#hostOutputs(program);
+        await this.#store.run(program, feeds, { into });
+        for (const [name, r, ids] of rows) this.#host.scatterRows(name, r, ids);
         this.#host.step(lr, this.#wd);
       }
     } else if (kind === "gradients") {
@@ -314,6 +312,32 @@ export class Trainer<B> {
     }
     if (last && this.#acc > 1) { for (const { name } of this.task.params) this.#store.delete(names.gradAcc(name)); }
     this.#hostRows.push(this.task.hostStats(batch));
+  }
+
+  /**
+   * A `gradients` program's outputs on the host AdamW: each `grad.<p>` is the parameter's gradient
+   * slot; a table's `grad_rows.<p>` / `grad_ids.<p>` get buffers of their own, scattered after the run.
+   */
+  #hostOutputs(program: StepProgram) {
+    let o = this.#hostInto.get(program);
+    if (!o) {
+      const into: Record<string, Tensor> = {};
+      const rows: [string, Float32Array, Int32Array][] = [];
+      for (const { name, shape } of this.task.params) {
+        const r = program.outputs.get(names.gradRows(name)), ids = program.outputs.get(names.gradIds(name));
+        if (r && ids) {
+          const t = { dtype: "F32" as const, shape: r.shape, data: new Float32Array(numel(r.shape)) };
+          const i = { dtype: "I32" as const, shape: ids.shape, data: new Int32Array(numel(ids.shape)) };
+          into[names.gradRows(name)] = t;
+          into[names.gradIds(name)] = i;
+          rows.push([name, t.data, i.data]);
+        } else {
+          into[names.grad(name)] = { dtype: "F32", shape: [...shape], data: this.#host!.slots.get(name)!.g };
+        }
+      }
+      this.#hostInto.set(program, o = { into, rows });
+    }
+    return o;
   }
 
   /** The gradient hook's buffer (or a new one) for the flat gradients, checked against the layout. */
@@ -415,6 +439,10 @@ export class Trainer<B> {
     this.#shapes.clear();
     this.#evalShapes.clear();
   }
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
 }
 
 function tensor1(data: Float32Array): Tensor {

@@ -280,3 +280,35 @@ Deno.test("CPU threadProbe: runs switching between 2 threads and 1 give the same
     }
   }
 });
+
+Deno.test("CPU host AdamW (WebAssembly, word-embedding rows scattered on the host) gives the bits of AdamW in the graph", async () => {
+  // A vocabulary over 512 rows: the word embedding's gradient is a scatter-add, taken as rows + ids.
+  const cfg: AlbertConfig = { ...CFG, emb_size: 16, hidden_size: 32, feedforward_size: 64, vocab_size: 700 };
+  const t = pretrainTask({ ...cfg, max_seq_length: 32 });
+  const init = initParams(t.params, 5);
+  const batches = [0, 1, 2].map((s) => syntheticBatch(4, 32, 700, s));
+  const word = "embedding.word.embedding.weight";
+  const shape = t.shapeFor(batches[0], []);
+  const sparse = stepGraph(t, shape, { kind: "gradients", eachGradient: true, sparseRows: true, scatter: "scatter" });
+  const outs = sparse.outputs().map((v) => v.name);
+  assert.ok(outs.includes(`grad_rows.${word}`) && outs.includes(`grad_ids.${word}`) && !outs.includes(`grad.${word}`));
+  const train = async (host: boolean, accumulationSteps: number) => {
+    const store = new OrtStateStore("cpu", { threads: 1, threadProbe: false, hostAdamw: host });
+    const tr = await Trainer.create({ task: t, params: init, store, accumulationSteps });
+    for (let i = 0; i < 6; i++) await tr.step(batches[i % 3], 1e-3 * (1 + i));
+    const out = { params: await tr.params(), ...(await tr.moments()) };
+    await tr.dispose();
+    await store.dispose();
+    return out;
+  };
+  for (const acc of [1, 2]) {
+    const [a, b] = [await train(true, acc), await train(false, acc)];
+    for (const part of ["params", "m", "v"] as const) {
+      for (const [name, x] of a[part]) {
+        const bits = (m: Map<string, Tensor>) => new Uint32Array((m.get(name)!.data as Float32Array).slice().buffer);
+        assert.deepEqual(bits(a[part]), bits(b[part]), `accumulation ${acc}: ${part} ${name}`);
+        if (part === "params") assert.ok(maxDiff(new Map([[name, x]]), new Map([[name, init.get(name)!]])) > 0, name);
+      }
+    }
+  }
+});

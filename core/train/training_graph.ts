@@ -19,13 +19,15 @@
  * - `gradients`: gradients (+ `grad_acc`) → one flat `grad_flat` [N] in parameter order (the all-reduce's
  *   buffer, so a device step hands its gradients to the host in one piece), or with `eachGradient` one
  *   output `grad.<p>` per parameter (a CPU store has them written straight into its host AdamW's
- *   memory, adamw_host.ts, or into the all-reduce buffer's slices: no concatenation);
+ *   memory, adamw_host.ts, or into the all-reduce buffer's slices: no concatenation); a table whose
+ *   whole gradient is one scatter-add of rows (the word embedding, outside an accumulation window)
+ *   gives `grad_rows.<p>` and `grad_ids.<p>` instead (`sparseRows`), scattered on the host;
  * - `apply`: `grad_flat` → AdamW (no forward).
  * Params and moments are graph inputs/outputs, never initializers. Browser compatible: no Deno APIs.
  * @module
  */
 import { grad } from "../autodiff/grad.ts";
-import type { ScatterMode } from "../autodiff/rules.ts";
+import { SCATTER_ADD_ROWS, type ScatterMode } from "../autodiff/rules.ts";
 import { Graph, type Value } from "../graph/builder.ts";
 import { type AdamwEntry, adamwInputs, adamwUpdateAll, GROUP_SIZE } from "./adamw.ts";
 import { Dropout } from "./dropout.ts";
@@ -47,6 +49,9 @@ export const names = {
   gradFlat: "grad_flat",
   /** One parameter's gradient (`gradients` kind with `eachGradient`). */
   grad: (p: string): string => `grad.${p}`,
+  /** A table's gradient as the rows to scatter-add (F32 [N,R]) and their row ids (I32 [N]). */
+  gradRows: (p: string): string => `grad_rows.${p}`,
+  gradIds: (p: string): string => `grad_ids.${p}`,
 } as const;
 
 /** Prefix of the outputs that replace training state. */
@@ -77,6 +82,11 @@ export interface StepGraphOptions {
   recompute?: boolean;
   /** `gradients` kind: one output `grad.<p>` per parameter instead of the flat `grad_flat`. */
   eachGradient?: boolean;
+  /**
+   * With `eachGradient`: a parameter whose gradient is one "scatter" scatter-add of rows (rules.ts
+   * `SCATTER_ADD_ROWS`) outputs the rows and ids (`grad_rows.<p>`, `grad_ids.<p>`) instead of the table.
+   */
+  sparseRows?: boolean;
 }
 
 /** Element offsets of each parameter in the flat gradient buffer, and its length. */
@@ -171,7 +181,15 @@ export function stepGraph<B>(task: TrainTask<B>, shape: StepShape, opts: StepGra
   if (opts.kind === "accumulate") {
     params.forEach((p, i) => g.output(total[i], names.updated(names.gradAcc(p.name))));
   } else if (opts.kind === "gradients" && opts.eachGradient) {
-    params.forEach((p, i) => g.output(total[i], names.grad(p.name)));
+    params.forEach((p, i) => {
+      const scatter = opts.sparseRows && !opts.accumulated
+        ? g.fusions.find((f) => f.op === SCATTER_ADD_ROWS && f.outputs[0] === total[i])
+        : undefined;
+      if (!scatter) return g.output(total[i], names.grad(p.name));
+      const [rows, ids] = scatter.inputs as Value[];
+      g.output(rows.producer ? rows : g.reshape(rows, rows.shape as number[]), names.gradRows(p.name));
+      g.output(ids.dtype === "I32" && ids.producer ? ids : g.cast(ids, "I32"), names.gradIds(p.name));
+    });
   } else if (opts.kind === "gradients") {
     g.output(concatMany(g, total.map((v) => g.reshape(v, [-1]))), names.gradFlat);
   } else {
