@@ -106,8 +106,7 @@ export interface StateStoreOptions {
    * threads. From its third run it is timed on `threads` and on one thread, alternately, and the faster
    * runs on; then every `every` runs the other setting runs a few times and takes over when its median
    * beats the median of the current one's recent runs, and a switch is checked again after 16 runs (the
-   * numbers are the same bit for bit: DESIGN.md
-   * §6.1, §6.5). A tiny model's step is ~1,000 short kernels, each a fork-join over the threads: on a
+   * numbers are the same bit for bit: DESIGN.md §6.1, §6.5). A tiny model's step is ~1,000 short kernels, each a fork-join over the threads: on a
    * loaded machine one thread can be a third faster, on a quiet one `threads` is, and a shared machine
    * moves between the two. `false`: always `threads`. Default `{ every: 100 }`.
    */

@@ -7,8 +7,9 @@
  * micro-step runs one graph — `accumulate` inside an accumulation window, `update` (gradients +
  * AdamW) at its end — or, with a data-parallel gradient hook, `gradients` (one flat buffer handed to
  * the hook, e.g. an all-reduce) then `apply`. On the CPU the window's end is `gradients` written into
- * the store's host AdamW memory, then its WebAssembly pass (adamw_host.ts), hook or not. Statistics are summed inside the graph and read only
- * when asked (`takeStats`), so a device step needs no readback on steps that do not report.
+ * the store's host AdamW memory, then its WebAssembly pass (adamw_host.ts), hook or not. Statistics
+ * are summed inside the graph and read only when asked (`takeStats`), so a device step needs no
+ * readback on steps that do not report.
  *
  * Shapes are static per task shape (`TrainTask.shapeFor`): a smaller last batch is padded with
  * zero-weight rows, which gives the same numbers, so one set of graphs serves every batch of a
@@ -354,8 +355,8 @@ export class Trainer<B> {
     if (this.#sliceInto?.buf !== buf) {
       const { offsets } = flatLayout(this.task.params);
       const into = Object.fromEntries(this.task.params.map(({ name, shape }, i) => {
-        const n = shape.reduce((a, b) => a * b, 1);
-        return [names.grad(name), { dtype: "F32", shape: [...shape], data: buf.subarray(offsets[i], offsets[i] + n) }];
+        const data = buf.subarray(offsets[i], offsets[i] + numel(shape));
+        return [names.grad(name), { dtype: "F32", shape: [...shape], data }];
       }));
       this.#sliceInto = { buf, into: into as Record<string, Tensor> };
     }
