@@ -5,7 +5,7 @@
  * and the ALBERT-base shape (batch 8), seq 128, 2 labels, pooling first, on onnxruntime-node CPU with
  * 2 intra-op threads — against the same classifier written in PyTorch by this bench (UER-py's modules
  * and semantics: UER LayerNorm, shared layer, `pooling first`, `tanh(output_layer_1)`, NLL of
- * log-softmax, AdamW) and run with Debian's torch (torch's default threads, as UER-py; the faster of
+ * log-softmax, UER-py's AdamW without bias correction) and run with Debian's torch (torch's default threads, as UER-py; the faster of
  * glibc's defaults and `GLIBC_KEEP_MEMORY`, as bench/pretrain_bench.ts) in the same run,
  * on the same batches' shapes. #12 asks the fine-tuning ratio to reach at least the pretraining step's, so
  * each engine also runs a pretraining step (MLM + SOP, UER-py's targets, the same model code and optimizer)
@@ -117,8 +117,25 @@ class Classifier(nn.Module):
     def forward(s, src, seg):
         return s.out2(torch.tanh(s.out1(s.albert(src, seg)[:, 0])))
 
+class UerAdamW:  # uer/utils/optimizers.py AdamW, correct_bias=False, UER's no-decay names (as uer-ts)
+    def __init__(s, model, lr, wd=0.01, b1=0.9, b2=0.999, eps=1e-6):
+        s.model, s.lr, s.wd, s.b1, s.b2, s.eps, s.state = model, lr, wd, b1, b2, eps, {}
+    def step(s):
+        with torch.no_grad():
+            for n, p in s.model.named_parameters():
+                if p.grad is None:
+                    continue
+                m, v = s.state.setdefault(p, (torch.zeros_like(p), torch.zeros_like(p)))
+                m.mul_(s.b1).add_(p.grad, alpha=1.0 - s.b1)
+                v.mul_(s.b2).addcmul_(p.grad, p.grad, value=1.0 - s.b2)
+                p.addcdiv_(m, v.sqrt().add_(s.eps), value=-s.lr)
+                if not any(k in n for k in ("bias", "gamma", "beta")):
+                    p.add_(p, alpha=-s.lr * s.wd)
+    def zero_grad(s):
+        s.model.zero_grad()
+
 model = Classifier()
-opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01, eps=1e-6)
+opt = UerAdamW(model, lr=1e-5)
 g = torch.Generator().manual_seed(7)
 src = torch.randint(104, V, (B, T), generator=g); seg = torch.ones(B, T, dtype=torch.long)
 for r in range(3, B, 4): src[r, int(T * 0.6):] = 0; seg[r, int(T * 0.6):] = 0
@@ -144,7 +161,7 @@ class Pretrain(nn.Module):  # uer/targets/mlm_target.py + sp_target.py on the sa
         return loss + nn.functional.nll_loss(nn.functional.log_softmax(sp, dim=-1), tgt_sp)
 
 pmodel = Pretrain()
-popt = torch.optim.AdamW(pmodel.parameters(), lr=1e-5, weight_decay=0.01, eps=1e-6)
+popt = UerAdamW(pmodel, lr=1e-5)
 tgt_mlm = torch.zeros(B, T, dtype=torch.long)
 for r in range(B):  # UER-py masks round(0.15 * len) tokens of a row
     n = int(T * 0.6) if r % 4 == 3 else T
