@@ -18,6 +18,7 @@ import type { Vocab } from "../core/tokenizer/vocab.ts";
 import { nameTable } from "../convert/names.ts";
 import { refPath } from "../tests/reference.ts";
 import { torchPython } from "./_torch_albert.ts";
+import { outputOf, spawnTracked } from "./_scratch.ts";
 
 /** Random parameters (uniform ±0.02, LayerNorm gammas 1) for every UER name of `cfg`, seeded. */
 export function randomParams(cfg: AlbertConfig, vocab: number, seed = 7): Map<string, Tensor> {
@@ -146,7 +147,7 @@ export interface TorchStep {
 export async function startTorch(model: PipelineModel, threads: number, dir: string): Promise<TorchStep | undefined> {
   const python = await torchPython();
   if (!python) return undefined;
-  const v = await new Deno.Command(python, { args: ["-c", "import torch; print(torch.__version__)"] }).output();
+  const v = await outputOf(python, { args: ["-c", "import torch; print(torch.__version__)"] });
   const version = new TextDecoder().decode(v.stdout).trim();
   const manifest: Record<string, [number[], number]> = {};
   let total = 0;
@@ -162,14 +163,14 @@ export async function startTorch(model: PipelineModel, threads: number, dir: str
   );
   await Deno.writeFile(`${dir}/torch_params.f32`, new Uint8Array(blob.buffer));
   await Deno.writeTextFile(`${dir}/torch_step.py`, TORCH_STEP);
-  const proc = new Deno.Command(python, {
+  const proc = spawnTracked(python, {
     args: [`${dir}/torch_step.py`, `${dir}/torch_manifest.json`, `${dir}/torch_params.f32`],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
     // The BLAS Debian links torch with gets the thread count onnxruntime has.
     env: { OPENBLAS_NUM_THREADS: String(threads) },
-  }).spawn();
+  });
   const writer = proc.stdin.getWriter();
   const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";

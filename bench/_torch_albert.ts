@@ -11,6 +11,7 @@
  */
 import type { AlbertConfig } from "../core/config.ts";
 import type { Batch } from "../core/train/pretrain_task.ts";
+import { dropScratch, outputOf, scratchDir } from "./_scratch.ts";
 
 /** The UER-py ALBERT step in PyTorch: args JSON path in argv[1]; prints one JSON line. */
 const SCRIPT = String.raw`
@@ -139,7 +140,7 @@ export async function torchPython(): Promise<string | undefined> {
   for (const py of [Deno.env.get("UER_TS_PYTHON"), "/usr/bin/python3", "python3"]) {
     if (!py) continue;
     try {
-      const r = await new Deno.Command(py, { args: ["-c", "import torch"], stdout: "null", stderr: "null" }).output();
+      const r = await outputOf(py, { args: ["-c", "import torch"], stdout: "null", stderr: "null" });
       if (r.success) return py;
     } catch { /* not there */ }
   }
@@ -162,7 +163,7 @@ export async function torchAlbertSteps(
   batch: Batch,
   opts: { steps: number; env?: Record<string, string> },
 ): Promise<TorchStepFigures> {
-  const dir = await Deno.makeTempDir({ prefix: "uer-ts-torch-" });
+  const dir = await scratchDir("uer-ts-torch-");
   try {
     await Deno.writeTextFile(`${dir}/albert_step.py`, SCRIPT);
     await Deno.writeTextFile(
@@ -178,18 +179,18 @@ export async function torchAlbertSteps(
         tgt_sop: [...batch.tgtSop],
       }),
     );
-    const r = await new Deno.Command(python, {
+    const r = await outputOf(python, {
       args: [`${dir}/albert_step.py`, `${dir}/args.json`],
       env: opts.env,
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    });
     const dec = new TextDecoder();
     if (!r.success) throw new Error(`PyTorch step failed (${python}): ${dec.decode(r.stderr).slice(-800)}`);
     const o = JSON.parse(dec.decode(r.stdout).trim().split("\n").pop()!);
     return { ms: o.ms, loss: o.loss, rssBefore: o.rss_before, peakRss: o.peak_rss, torch: o.torch, threads: o.threads };
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await dropScratch(dir);
   }
 }
 
@@ -225,7 +226,7 @@ export async function uerPyPretrain(
   },
 ): Promise<number[]> {
   const run = async (args: string[], env?: Record<string, string>) => {
-    const r = await new Deno.Command(python, { args, cwd: uerDir, env, stdout: "piped", stderr: "piped" }).output();
+    const r = await outputOf(python, { args, cwd: uerDir, env, stdout: "piped", stderr: "piped" });
     const dec = new TextDecoder();
     if (!r.success) throw new Error(`UER-py ${args[0]} failed: ${dec.decode(r.stderr).slice(-800)}`);
     return dec.decode(r.stdout) + dec.decode(r.stderr);

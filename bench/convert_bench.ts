@@ -21,6 +21,7 @@ import { torchBinParts } from "../convert/torch_bin.ts";
 import { writeParts } from "../convert/files.ts";
 import { uerModuleMetadata } from "../convert/names.ts";
 import { torchPython } from "./_torch_albert.ts";
+import { dropScratch, outputOf, scratchDir } from "./_scratch.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -43,7 +44,7 @@ function rss(): { peak: number; now: number } {
 
 async function timeCommand(cmd: string, args: string[], cwd?: string): Promise<{ s: number; out: string }> {
   const t0 = performance.now();
-  const r = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
+  const r = await outputOf(cmd, { args, cwd, stdout: "piped", stderr: "piped" });
   const s = (performance.now() - t0) / 1000;
   const out = new TextDecoder().decode(r.stdout);
   if (!r.success) throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr).slice(-500)}`);
@@ -83,7 +84,7 @@ export async function convertBench(opts: ConvertBenchOptions = {}): Promise<Reco
   const say = (k: string, v: number) => {
     if (opts.print !== false) console.log(`${k.padEnd(34)} ${Number.isInteger(v) ? v : v.toFixed(3)}`);
   };
-  const dir = await Deno.makeTempDir({ prefix: "convert_bench_" });
+  const dir = await scratchDir("convert_bench_");
   const res: Record<string, number> = {};
   const put = (k: string, v: number) => {
     res[k] = v;
@@ -176,7 +177,7 @@ export async function convertBench(opts: ConvertBenchOptions = {}): Promise<Reco
     const zarrBytes = [...Deno.readDirSync(`${dir}/ck`)].length > 0 ? await duBytes(`${dir}/ck`) : 0;
     put("zarr_mb_on_disk", zarrBytes / 1e6);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await dropScratch(dir);
   }
   return res;
 }

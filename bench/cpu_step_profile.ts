@@ -25,6 +25,7 @@ import { toOnnx } from "../core/graph/onnx_proto.ts";
 import { nodeSessionOptions } from "../core/runtime/node.ts";
 import { TINY } from "./_shapes.ts";
 import { syntheticBatch } from "../tests/webgpu_steps.ts";
+import { dropScratch, scratchDir } from "./_scratch.ts";
 
 type Ort = typeof import("onnxruntime-node");
 
@@ -106,7 +107,7 @@ async function kernelPhases(ort: Ort, threads: number, steps: number) {
   const fwd = new Graph();
   task.build(fwd, shape, { scatter: "scatter" });
   const graph = stepGraph(task, shape, opts);
-  const dir = await Deno.makeTempDir({ prefix: "uer-ts-profile-" });
+  const dir = await scratchDir("uer-ts-profile-");
   try {
     const session = await ort.InferenceSession.create(toOnnx(graph).model, {
       ...nodeSessionOptions({ threads, memPattern: false, spinning: true }),
@@ -163,7 +164,7 @@ async function kernelPhases(ort: Ort, threads: number, steps: number) {
     }
     return { runMs: median(runs), kernels, nodes: byNode.size, phases };
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await dropScratch(dir);
   }
 }
 

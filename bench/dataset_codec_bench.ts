@@ -35,6 +35,7 @@ import { numToPredict } from "../core/data/masking.ts";
 import { type CodecSpec, encodeChunk, useNativeCodecs } from "../core/io/zarr.ts";
 import { refPath } from "../tests/reference.ts";
 import { parseOptions } from "../cli/options.ts";
+import { dropScratch, scratchDir } from "./_scratch.ts";
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -140,7 +141,7 @@ export async function uncompressedCopy(ds: DatasetReader, dir: string): Promise<
 export async function datasetCodecBench(): Promise<unknown> {
   await useNativeCodecs();
   const corpus = arg("corpus", refPath("corpora/CLUECorpusSmall_sampled.txt"));
-  const tmp = await Deno.makeTempDir({ prefix: "uer-ts-codec-bench-" });
+  const tmp = await scratchDir("uer-ts-codec-bench-");
   const out: Record<string, unknown> = { corpus: corpus.split("/").pop(), load: loadAvg() };
   try {
     for (const [seq, dup] of [[128, 5], [512, 5], [128, 1], [512, 1]]) {
@@ -203,7 +204,7 @@ export async function datasetCodecBench(): Promise<unknown> {
       };
     }
   } finally {
-    await Deno.remove(tmp, { recursive: true });
+    await dropScratch(tmp);
   }
   console.log(`load average ${loadAvg()}`);
   return out;

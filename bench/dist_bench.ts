@@ -14,6 +14,7 @@
 import { isRoot, mpirunArgv } from "../core/parallel/launch.ts";
 import { ALBERT_BASE } from "../core/config.ts";
 import { paramShapes } from "../core/train/pretrain_task.ts";
+import { outputOf } from "./_scratch.ts";
 
 const PROBE = new URL("../core/parallel/rank_probe.ts", import.meta.url).pathname;
 const VOCAB = 21128;
@@ -25,7 +26,7 @@ interface StepOut {
 }
 
 async function run(argv: string[]): Promise<string> {
-  const out = await new Deno.Command(argv[0], { args: argv.slice(1), stdout: "piped", stderr: "piped" }).output();
+  const out = await outputOf(argv[0], { args: argv.slice(1), stdout: "piped", stderr: "piped" });
   const text = new TextDecoder().decode(out.stdout);
   if (out.code !== 0) {
     throw new Error(

@@ -31,6 +31,7 @@ import { nodeSessionOptions } from "../core/runtime/node.ts";
 import { BertTokenizer } from "../core/tokenizer/bert_tokenizer.ts";
 import { transformersJsFiles } from "../convert/onnx_export.ts";
 import { albertBase, maskedTexts, median, startTorch, writeFiles } from "./_albert_base.ts";
+import { dropScratch, scratchDir } from "./_scratch.ts";
 
 const THREADS = 2;
 const SHAPES: [number, number][] = [[1, 16], [1, 128], [8, 128]];
@@ -100,7 +101,7 @@ export async function inferBench(args: string[] = []): Promise<{ rows: InferBenc
   const raw = gpu ? undefined : (await pipes.fused.session("fill-mask", 16)).handle as ort.InferenceSession;
 
   // transformers.js: the same weights exported in its layout (logits at every position, as it needs).
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const { files } = transformersJsFiles({ ...model, heads: ["mlm"] }, vocab, {
     dtypes: ["fp32", "q8"],
     source: "bench",
@@ -272,7 +273,7 @@ export async function inferBench(args: string[] = []): Promise<{ rows: InferBenc
   await tjs?.fp32.dispose();
   await tjs?.q8.dispose();
   await torch?.close();
-  await Deno.remove(dir, { recursive: true });
+  await dropScratch(dir);
   return { rows, peakRssMb: { ours: Math.round(rssOurs), all: Math.round(rssAll) } };
 }
 

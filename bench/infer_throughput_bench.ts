@@ -23,6 +23,7 @@ import { BertTokenizer } from "../core/tokenizer/bert_tokenizer.ts";
 import { transformersJsFiles } from "../convert/onnx_export.ts";
 import { refPath } from "../tests/reference.ts";
 import { albertBase, writeFiles } from "./_albert_base.ts";
+import { dropScratch, scratchDir } from "./_scratch.ts";
 
 const THREADS = 2, BATCH = 64, SEQ = 128;
 
@@ -89,7 +90,7 @@ export async function inferThroughputBench(args: string[] = []): Promise<{ lines
   await ours("q8", true);
 
   if (!skip.has("tjs-fp32")) {
-    const dir = await Deno.makeTempDir();
+    const dir = await scratchDir();
     try {
       // heads [] : onnx/model.onnx with last_hidden_state only, what feature-extraction reads.
       const { files } = transformersJsFiles({ ...model, heads: [] }, vocab, { source: "bench", maxLength: SEQ });
@@ -104,7 +105,7 @@ export async function inferThroughputBench(args: string[] = []): Promise<{ lines
       });
       await tjs.dispose();
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await dropScratch(dir);
     }
   }
 

@@ -34,6 +34,7 @@ import { initParams, Trainer } from "../core/train/trainer.ts";
 import { paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { config, uncompressedCopy } from "./dataset_codec_bench.ts";
 import { refPath } from "../tests/reference.ts";
+import { dropScratch, scratchDir } from "./_scratch.ts";
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -95,7 +96,7 @@ export async function loaderBench(): Promise<unknown> {
   const rounds = Number(arg("rounds", "3"));
   const seqs = arg("seq", "128,512").split(",").map(Number);
   const real = Deno.args.includes("--real");
-  const tmp = await Deno.makeTempDir({ prefix: "uer-ts-loader-bench-" });
+  const tmp = await scratchDir("uer-ts-loader-bench-");
   const out: Record<string, unknown> = { corpus: corpus.split("/").pop(), load: loadAvg() };
   try {
     for (const seq of seqs) {
@@ -162,7 +163,7 @@ export async function loaderBench(): Promise<unknown> {
       out[`seq${seq}`] = { instances: zstd.count, buffer, steps, stepMs: real ? "tiny" : stepMs, rows };
     }
   } finally {
-    await Deno.remove(tmp, { recursive: true });
+    await dropScratch(tmp);
   }
   console.log(`load average ${loadAvg()}`);
   return out;

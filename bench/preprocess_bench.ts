@@ -40,6 +40,7 @@ import { refPath } from "../tests/reference.ts";
 import { parseOptions } from "../cli/options.ts";
 import process from "node:process";
 import { torchPython } from "./_torch_albert.ts";
+import { dropScratch, outputOf, scratchDir } from "./_scratch.ts";
 const EXPECTED_INSTANCES = 20515;
 
 /**
@@ -66,7 +67,7 @@ async function uerPyPreprocessSeconds(corpus: string, dir: string, reps = 2): Pr
       ...["--processes_num", "1", "--data_processor", "albert"],
     ];
     const t0 = performance.now();
-    const r = await new Deno.Command(python, { args, cwd: uerDir, stdout: "null", stderr: "piped" }).output();
+    const r = await outputOf(python, { args, cwd: uerDir, stdout: "null", stderr: "piped" });
     const seconds = (performance.now() - t0) / 1000;
     if (!r.success) {
       throw new Error(`UER-py preprocess.py failed: ${new TextDecoder().decode(r.stderr).slice(-800)}`);
@@ -200,11 +201,11 @@ async function cliColdRun(corpus: string, dir: string): Promise<{ wall: number; 
   const args = [Deno.execPath(), ...cliArgs(corpus, `${dir}/cli_out`)].map((a) => `'${a.replaceAll("'", "'\\''")}'`)
     .join(" ");
   try {
-    const out = await new Deno.Command("bash", {
+    const out = await outputOf("bash", {
       args: ["-c", `TIMEFORMAT='%R %U %S'; time (${args} > /dev/null)`],
       stdout: "null",
       stderr: "piped",
-    }).output();
+    });
     if (!out.success) return null;
     const [wall, user, sys] = new TextDecoder().decode(out.stderr).trim().split("\n").pop()!.split(" ").map(Number);
     return { wall, cpu: user + sys };
@@ -261,8 +262,7 @@ async function concurrentCli(dir: string, corpus: string, n: number): Promise<nu
   const outs = await Promise.all(
     Array.from(
       { length: n },
-      (_, i) =>
-        new Deno.Command(Deno.execPath(), { args: cliArgs(corpus, `${dir}/ceiling_${i}`), stdout: "null" }).output(),
+      (_, i) => outputOf(Deno.execPath(), { args: cliArgs(corpus, `${dir}/ceiling_${i}`), stdout: "null" }),
     ),
   );
   const seconds = (performance.now() - t0) / 1000;
@@ -352,7 +352,7 @@ export async function preprocessBench(
   } = {},
 ): Promise<Record<string, number>> {
   const reps = opts.reps ?? 3;
-  const dir = await Deno.makeTempDir({ prefix: "preprocess_bench" });
+  const dir = await scratchDir("preprocess_bench");
   const small = refPath("corpora/CLUECorpusSmall_sampled.txt");
   const rows: PreprocessRow[] = [];
   const scaling: ScalingRow[] = [];
@@ -412,7 +412,7 @@ export async function preprocessBench(
       weak = await weakScaling(dir, await Deno.readFile(small), opts.weakMb ?? 32, p);
     }
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await dropScratch(dir);
   }
   for (const r of rows) {
     const key = `small_p${r.processes}_t${r.threads}`;

@@ -8,6 +8,7 @@
  * Not browser compatible (spawns Python).
  * @module
  */
+import { dropScratch, outputOf, scratchDir } from "./_scratch.ts";
 
 /**
  * Python: `LayerNorm`, `Layer`, `Albert(E, H, F, NH, L, V, act)` with `forward(src, seg) -> [B,T,H]`.
@@ -63,17 +64,17 @@ export async function runPython<T>(
   args: unknown,
   env: Record<string, string> = {},
 ): Promise<{ ok: true; value: T } | { ok: false; error: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "uer-bench-" });
+  const dir = await scratchDir("uer-bench-");
   try {
     await Deno.writeTextFile(`${dir}/bench.py`, source);
     let out: Deno.CommandOutput;
     try {
-      out = await new Deno.Command(python, {
+      out = await outputOf(python, {
         args: [`${dir}/bench.py`, JSON.stringify(args)],
         stdout: "piped",
         stderr: "piped",
         env: { PYTHONUNBUFFERED: "1", ...env },
-      }).output();
+      });
     } catch {
       return { ok: false, error: `${python} is missing` };
     }
@@ -84,6 +85,6 @@ export async function runPython<T>(
     }
     return { ok: true, value: JSON.parse(stdout.split("\n").at(-1)!) as T };
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await dropScratch(dir);
   }
 }
