@@ -31,6 +31,7 @@ import { OrtStateStore } from "../core/train/state_store.ts";
 import { paramShapes, pretrainTask } from "../core/train/pretrain_task.ts";
 import { GLIBC_KEEP_MEMORY, torchAlbertSteps, torchPython, uerPyPretrain } from "./_torch_albert.ts";
 import { syntheticBatch } from "../tests/webgpu_steps.ts";
+import { dropScratch, scratchDir } from "./_scratch.ts";
 
 interface Figures {
   steps: number;
@@ -158,7 +159,7 @@ export async function pretrainBench(
   const spin = opts.spinning ?? true, probe = opts.probe ?? true;
   const uerDir = Deno.env.get("UER_DIR");
   const py = await torchPython();
-  const work = uerDir && py ? await Deno.makeTempDir({ prefix: "uer-ts-uerpy-" }) : undefined;
+  const work = uerDir && py ? await scratchDir("uer-ts-uerpy-") : undefined;
   const uer = uerDir && py && work ? { python: py, dir: uerDir, work } : undefined;
   if (!uerDir) {
     console.log("UER_DIR is not set: no UER-py column (set it to a UER-py checkout to measure UER-py itself)");
@@ -181,7 +182,7 @@ export async function pretrainBench(
       ]);
     }
   } finally {
-    if (work) await Deno.remove(work, { recursive: true });
+    if (work) await dropScratch(work);
   }
 
   const out: Record<string, number> = {};

@@ -18,6 +18,7 @@ import { defaultMaskedSlots, paramShapes, pretrainTask } from "../core/train/pre
 import { stepGraph } from "../core/train/training_graph.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
 import { syntheticBatch } from "../tests/webgpu_steps.ts";
+import { dropScratch, outputOf, scratchDir } from "./_scratch.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CORPUS = new URL("../../shared/reference/corpora/CLUECorpusSmall_sampled.txt", import.meta.url).pathname;
@@ -37,12 +38,12 @@ async function folderBytes(dir: string): Promise<number> {
 /** preprocess of the sample at `seq` as a fresh CLI process: MB/s, instances per MB, bytes per instance. */
 async function preprocessRates(seq: number, dir: string, corpus: string) {
   const out = `${dir}/dataset${seq}`;
-  const r = await new Deno.Command(Deno.execPath(), {
+  const r = await outputOf(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}cli/main.ts`, "preprocess", "--corpus_path", corpus, "--vocab_path", VOCAB]
       .concat(["--dataset_path", out, "--seq_length", String(seq), "--dup_factor", "5", "--target", "albert"]),
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
   const text = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
   if (!r.success) throw new Error(`preprocess failed: ${text.slice(-500)}`);
   const instances = Number(/Wrote (\d+) instances/.exec(text)?.[1]);
@@ -79,7 +80,7 @@ const human = (
 /** Runs the projection and returns its inputs and results. */
 export async function scaleProjection(): Promise<Record<string, number>> {
   const gbs = (arg("--corpus-gb") ?? "1.5,14").split(",").map(Number);
-  const dir = await Deno.makeTempDir({ prefix: "uer-ts-scale-" });
+  const dir = await scratchDir("uer-ts-scale-");
   const out: Record<string, number> = {};
   try {
     // The sample repeated to ~16 MB, so that the rate is not the start-up's (blank line between copies).
@@ -145,7 +146,7 @@ export async function scaleProjection(): Promise<Record<string, number>> {
       });
     }
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await dropScratch(dir);
   }
   return out;
 }

@@ -23,6 +23,7 @@ import { stepGraph } from "../core/train/training_graph.ts";
 import { initParams, Trainer } from "../core/train/trainer.ts";
 import { syntheticBatch } from "../tests/webgpu_steps.ts";
 import { torchAlbertSteps, torchPython } from "./_torch_albert.ts";
+import { outputOf } from "./_scratch.ts";
 
 const BASE: AlbertConfig = { ...ALBERT_BASE, max_seq_length: 512, vocab_size: 21128 };
 const MIB = 2 ** 20;
@@ -33,9 +34,12 @@ function parseShape(s: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+/** The plan of the graph a CPU trainer runs (its gradients, AdamW on the host: DESIGN.md §6.8). */
 function planOf(batch: number, seq: number, recompute = false) {
   const g = stepGraph(pretrainTask(BASE), { batch, seq, slots: defaultMaskedSlots(batch, seq) }, {
-    kind: "update",
+    kind: "gradients",
+    eachGradient: true,
+    sparseRows: true,
     scatter: "scatter",
     recompute,
   });
@@ -116,11 +120,11 @@ export async function trainMemoryBench(
       "--steps",
       String(steps),
     ];
-    const r = await new Deno.Command(Deno.execPath(), {
+    const r = await outputOf(Deno.execPath(), {
       args: recompute ? [...args, "--recompute"] : args,
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    });
     const dec = new TextDecoder();
     if (!r.success) throw new Error(`uer-ts ${batch}x${seq} failed: ${dec.decode(r.stderr).slice(-600)}`);
     const o = JSON.parse(dec.decode(r.stdout).trim().split("\n").pop()!);
