@@ -94,13 +94,17 @@ export async function scaleProjection(): Promise<Record<string, number>> {
     const ranks = 8; // the card: --world_size 8, --batch_size 64 per rank
     for (const st of stages) {
       const p = await preprocessRates(st.seq, dir, corpus);
+      // The graph a CPU trainer runs (its gradients; AdamW on the host, DESIGN.md §6.8).
       const plan = memoryPlan(
         stepGraph(pretrainTask(BASE), { batch: st.batch, seq: st.seq, slots: defaultMaskedSlots(st.batch, st.seq) }, {
-          kind: "update",
+          kind: "gradients",
+          eachGradient: true,
+          sparseRows: true,
           scatter: "scatter",
         }),
       );
-      const state = plan.inputBytes * 2; // params, Adam moments (inputs) and their updated copies
+      // The host AdamW's memory: parameters, both Adam moments and a gradient slot per parameter.
+      const state = 4 * 4 * paramShapes(BASE).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
       const tps = st.given ? Number(st.given) : await cpuTokensPerS(st.seq, 8);
       const where = st.given ? "given" : "measured here: ALBERT-base, batch 8, CPU 2 threads";
       console.log(`\n== stage seq ${st.seq}: the card's ${f(st.steps)} steps × batch ${st.batch} × ${ranks} ranks`);
@@ -110,7 +114,7 @@ export async function scaleProjection(): Promise<Record<string, number>> {
       );
       console.log(
         `training: ${f(tps)} tokens/s per rank (${where}); memory per rank ${f(plan.peakBytes / GB, 2)} GB of ` +
-          `intermediates (memory plan) + ${f(state / GB, 2)} GB of parameters, moments and their updates`,
+          `intermediates (memory plan) + ${f(state / GB, 2)} GB of parameters, moments and gradients (host AdamW)`,
       );
       const tokens = st.steps * st.batch * st.seq * ranks;
       const trainS = tokens / (tps * ranks);
